@@ -1,0 +1,81 @@
+"""Model name -> family class. Families register themselves with `@register`.
+
+Every module under `jgen.families` is imported on first lookup, so adding a
+model is adding one module (and a config that names it).
+"""
+
+import dataclasses
+import difflib
+import importlib
+import pkgutil
+
+from jgen.errors import UserError
+
+# The taxonomy in teaching order: (branch, family). `jgen list` prints it in this order.
+TAXONOMY = (
+    ("classical latent-variable", "linear / mixture"),
+    ("explicit, tractable", "autoregressive"),
+    ("explicit, tractable", "normalizing flow"),
+    ("explicit, approximate", "VAE"),
+    ("explicit, approximate", "energy-based"),
+    ("explicit, approximate", "diffusion"),
+    ("implicit", "GAN"),
+)
+_FAMILIES = {family: branch for branch, family in TAXONOMY}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  name: str
+  family: str
+  branch: str
+  cls: type
+
+
+_MODELS: dict[str, Entry] = {}
+_loaded = False
+
+
+def register(name: str, *, family: str):
+  """Class decorator: registers a `Family` subclass under `name` in `family` of the taxonomy."""
+  if family not in _FAMILIES:
+    raise ValueError(f"unknown family {family!r}; one of {sorted(_FAMILIES)}")
+
+  def wrap(cls):
+    if name in _MODELS and _MODELS[name].cls is not cls:
+      raise ValueError(f"model name {name!r} registered twice")
+    cls.family, cls.branch = family, _FAMILIES[family]
+    _MODELS[name] = Entry(name, family, _FAMILIES[family], cls)
+    return cls
+
+  return wrap
+
+
+def _load_all():
+  global _loaded
+  if _loaded:
+    return
+  import jgen.families as pkg
+
+  for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+    importlib.import_module(info.name)
+  _loaded = True
+
+
+def models() -> dict[str, Entry]:
+  _load_all()
+  return dict(_MODELS)
+
+
+def lookup(name: str) -> Entry:
+  all_models = models()
+  if name not in all_models:
+    near = difflib.get_close_matches(name, list(all_models), n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else f"; known models: {', '.join(sorted(all_models))}"
+    raise UserError(f"unknown model {name!r}{hint}")
+  return all_models[name]
+
+
+def build(config):
+  """Returns the family object for `config.model.name`."""
+  return lookup(config.model.name).cls(config)
