@@ -21,7 +21,10 @@ TAXONOMY = (
     ("explicit, approximate", "diffusion"),
     ("implicit", "GAN"),
 )
-_FAMILIES = {family: branch for branch, family in TAXONOMY}
+# Networks that serve evaluation (the FID-FMNIST feature classifier) train through
+# the same loop but are not generative models: registered, not listed in the taxonomy.
+AUXILIARY = ("evaluation", "feature network")
+_FAMILIES = {family: branch for branch, family in TAXONOMY + (AUXILIARY,)}
 
 
 @dataclasses.dataclass(frozen=True)
