@@ -19,7 +19,7 @@ import ml_collections
 import optax
 from flax import nnx
 
-from jgen.train.state import TrainState
+from jgen.train.state import TrainState, split_module
 
 Metrics = Mapping[str, jax.Array]
 
@@ -117,7 +117,7 @@ class LossFamily(Family):
 
   def init(self, rng, batch):
     model = self.make_model(nnx.Rngs(rng), batch)
-    self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    self.graphdef, params, rest = split_module(model)
     self.tx = make_optimizer(self.config.optim)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
                       extra={"rest": rest})
@@ -130,7 +130,7 @@ class LossFamily(Family):
     def loss_fn(params):
       model = nnx.merge(self.graphdef, params, state.extra["rest"])
       loss, metrics = self.loss(model, batch, rng)
-      _, _, rest = nnx.split(model, nnx.Param, ...)
+      rest = split_module(model)[2]
       return loss, (metrics, rest)
 
     (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -20,3 +20,16 @@ class TrainState:
   params: Any
   opt_state: Any
   extra: Any = flax.struct.field(default_factory=dict)
+
+
+def split_module(module):
+  """Splits an NNX module into (graphdef, params, rest) with plain-array states.
+
+  Plain arrays (not NNX Variables) keep the states free of trace-level identity:
+  `nnx.merge` inside a jitted or differentiated function then builds fresh
+  Variables, which the module may update (batch statistics) at that level.
+  """
+  from flax import nnx
+
+  graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+  return graphdef, nnx.as_pure(params), nnx.as_pure(rest)

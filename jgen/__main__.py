@@ -1,0 +1,5 @@
+import sys
+
+from jgen.cli import main
+
+sys.exit(main())

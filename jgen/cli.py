@@ -1,0 +1,167 @@
+"""The `jgen` command: train | sample | evaluate | results | list | data.
+
+Bad input ends in one line on stderr and exit code 2, with nothing written.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from jgen.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that reports a usage mistake in one line (exit code 2)."""
+
+  def error(self, message):
+    raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _quiet_libraries():
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  logging.getLogger("absl").setLevel(logging.WARNING)
+  try:
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  except ImportError:
+    pass
+
+
+def cmd_train(args):
+  from jgen import config as config_lib
+  from jgen.train import loop
+
+  config = config_lib.load(args.config, args.set or [])
+  if args.distributed:
+    import jax
+    jax.distributed.initialize()
+  metrics = loop.train(config, args.workdir, show_progress=not args.quiet)
+  shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("eval/"))
+  print(f"trained {config.model.name} to step {config.train.steps} in {args.workdir}: {shown}")
+
+
+def cmd_sample(args):
+  import jax
+
+  from jgen.eval import plots
+  from jgen.train import checkpoint
+
+  if args.num <= 0:
+    raise UserError(f"--num must be positive, got {args.num}")
+  out_dir = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(out_dir):
+    raise UserError(f"cannot write {args.out!r}: directory {out_dir!r} does not exist")
+  config, family, state = checkpoint.restore_for_inference(args.workdir)
+  x = jax.device_get(jax.jit(lambda s, r: family.sample(s, r, args.num))(state, jax.random.key(args.seed)))
+  if x.ndim == 4:
+    plots.save_image_grid(x.clip(0.0, 1.0), args.out, title=f"{config.model.name} samples")
+  else:
+    plots.save_points(x, args.out)
+  print(f"wrote {args.num} samples of {config.model.name} to {args.out}")
+
+
+def cmd_evaluate(args):
+  from jgen.eval import suite
+  from jgen.train import checkpoint
+
+  config, family, state = checkpoint.restore_for_inference(args.workdir)
+  metrics = tuple(m for m in args.metrics.split(",") if m)
+  result = suite.evaluate(config, family, state, metrics=metrics, num_samples=args.num_samples)
+  run_json = os.path.join(args.workdir, "run.json")
+  if os.path.exists(run_json):
+    with open(run_json) as f:
+      result = {"run": json.load(f), **result}
+  path = os.path.join(args.workdir, "eval.json")
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+  print(json.dumps(result, indent=2))
+  print(f"wrote {path}")
+
+
+def cmd_results(args):
+  from jgen.eval import results
+
+  rows = results.collect(args.runs_dir)
+  results.write_results_md(rows, args.out)
+  print(f"wrote {len(rows)} runs to {args.out}")
+
+
+def cmd_list(args):
+  from jgen import listing
+  print(listing.taxonomy_table())
+
+
+def cmd_data(args):
+  from jgen.data import sources
+
+  if args.action == "list":
+    for name, description in sources.DATASETS.items():
+      print(f"{name:24s} {description}")
+    return
+  if not args.name:
+    raise UserError("jgen data prepare needs a dataset NAME (`jgen data list` shows them)")
+  path = sources.prepare(args.name, source_dir=args.source)
+  print(f"prepared {args.name} in {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="jgen", description="Generative models across the taxonomy, in JAX.")
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  p = sub.add_parser("train", help="train a config, or resume it in an existing workdir")
+  p.add_argument("config", help="CONFIG.py[:VARIANT], e.g. configs/vae/conv_fashion_mnist.py:smoke")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+  p.add_argument("--quiet", action="store_true", help="no progress output")
+  p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)")
+  p.set_defaults(fn=cmd_train)
+
+  p = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--num", type=int, default=64)
+  p.add_argument("--out", required=True)
+  p.add_argument("--seed", type=int, default=0)
+  p.set_defaults(fn=cmd_sample)
+
+  p = sub.add_parser("evaluate", help="evaluate a trained run on its test split; writes eval.json")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--metrics", default="nll,fid,pr")
+  p.add_argument("--num-samples", type=int, default=10000)
+  p.set_defaults(fn=cmd_evaluate)
+
+  p = sub.add_parser("results", help="collect runs' eval.json into a markdown results table")
+  p.add_argument("runs_dir")
+  p.add_argument("--out", default="experiments/RESULTS.md")
+  p.set_defaults(fn=cmd_results)
+
+  p = sub.add_parser("list", help="print the taxonomy: branch, family, models, configs")
+  p.set_defaults(fn=cmd_list)
+
+  p = sub.add_parser("data", help="list or prepare datasets")
+  p.add_argument("action", choices=("prepare", "list"))
+  p.add_argument("name", nargs="?")
+  p.add_argument("--source", help="directory with the raw files (e.g. Fashion-MNIST IDX files)")
+  p.set_defaults(fn=cmd_data)
+  return parser
+
+
+def main(argv=None) -> int:
+  _quiet_libraries()
+  try:
+    args = build_parser().parse_args(argv)
+    args.fn(args)
+  except UserError as e:
+    print(f"jgen: error: {e}", file=sys.stderr)
+    return EXIT_USER_ERROR
+  except KeyboardInterrupt:
+    print("jgen: interrupted; the last checkpoint is kept, run the same command to resume", file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
