@@ -35,6 +35,8 @@ class Family(abc.ABC):
   branch: str = ""
   family: str = ""
   main_metric: str = "loss"
+  # The train metric that must fall as training works (smoke tests check it).
+  progress_metric: str = "loss"
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config

@@ -113,7 +113,7 @@ class Runner:
     eval_bs = self.config.data.get("eval_batch_size", self.batch_size)
     eval_bs = math.ceil(eval_bs / self.mesh.size) * self.mesh.size
     totals, count = {}, 0.0
-    batches = pipeline.eval_batches(source, batch_size=eval_bs // jax.process_count(),
+    batches = pipeline.eval_batches(source, batch_size=eval_bs,
                                     process_index=jax.process_index(), process_count=jax.process_count())
     for i, (batch, mask) in enumerate(batches):
       if 0 <= max_batches <= i:
@@ -134,7 +134,7 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
   is_main = jax.process_index() == 0
   train_source = sources.load(config.data.name, "train", **runner.data_kwargs)
   info = sources.info(config.data.name)
-  train_it = pipeline.train_iterator(train_source, batch_size=runner.batch_size // jax.process_count(),
+  train_it = pipeline.train_iterator(train_source, batch_size=runner.batch_size,
                                      seed=config.train.get("seed", 0), process_index=jax.process_index(),
                                      process_count=jax.process_count())
   fresh_state = train_it.get_state()
@@ -205,7 +205,10 @@ def write_samples(runner: Runner, state, info: dict, workdir: str, step: int) ->
   from jgen.eval import plots
 
   n = runner.config.train.get("sample_num", 64)
-  x = runner.sample(state, jax.random.fold_in(runner.sample_key, step), n)
+  try:
+    x = runner.sample(state, jax.random.fold_in(runner.sample_key, step), n)
+  except NotImplementedError:  # not a generative model (the FID feature classifier)
+    return None
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
   path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
   if info.get("kind") == "image":

@@ -1,0 +1,22 @@
+# The two commands the README opens with.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install
+
+$(BIN)/jgen: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/jgen
+
+install: $(BIN)/jgen
+
+# Trains the VAE on scikit-learn's bundled 8x8 digits (no download, no root) and
+# writes a sample grid, a reconstruction grid and the 2-D latent map.
+demo: install
+	$(BIN)/python -m jgen.demo --workdir runs/demo
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -1,0 +1,25 @@
+"""Shared test utilities: run the CLI in a subprocess, read a run's logged metrics."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config_path(rel: str) -> str:
+  return os.path.join(REPO, rel)
+
+
+def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
+  """Runs `python -m jgen ARGS` in a fresh process (1 CPU device, like a user's shell)."""
+  full_env = {**os.environ, "XLA_FLAGS": "", **(env or {})}
+  return subprocess.run([sys.executable, "-m", "jgen", *args], capture_output=True, text=True, env=full_env,
+                        timeout=timeout, cwd=REPO)
+
+
+def logged(workdir: str, key: str) -> list[tuple[int, float]]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  return [(r["step"], r[key]) for r in rows if key in r]
