@@ -30,7 +30,12 @@ TOY2D_SPLIT_SIZES = {"train": 100_000, "test": 10_000}
 TOY2D_SPLIT_SEEDS = {"train": 0, "test": 1}
 
 
-def _info(builder, description, x_feature, num_examples_hint=None):
+def _x_feature(shape, dtype):
+  # Raw bytes rather than a list of ints: several times faster to write and to decode.
+  return tfds.features.Tensor(shape=shape, dtype=dtype, encoding=tfds.features.Encoding.BYTES)
+
+
+def _info(builder, description, x_feature):
   features = tfds.features.FeaturesDict({
       "x": x_feature,
       "label": tfds.features.Tensor(shape=(), dtype=np.int64),
@@ -85,7 +90,7 @@ class JgenFashionMnist(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return _info(self, "Fashion-MNIST read from local IDX files.",
-                 tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES))
+                 _x_feature((28, 28, 1), np.uint8))
 
   def _split_generators(self, dl_manager):
     return {split: self._generate_examples(split) for split in _FASHION_MNIST_FILES}
@@ -116,7 +121,7 @@ class JgenDigits(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return _info(self, "scikit-learn's bundled 8x8 digits, pixels rescaled to 0..255.",
-                 tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8))
+                 _x_feature((8, 8, 1), np.uint8))
 
   def _split_generators(self, dl_manager):
     return {split: self._generate_examples(split) for split in ("train", "test")}
@@ -134,7 +139,7 @@ class JgenToy2d(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     return _info(self, f"2-D toy distribution: {toy2d.DESCRIPTIONS[self.builder_config.name]}.",
-                 tfds.features.Tensor(shape=(2,), dtype=np.float32))
+                 _x_feature((2,), np.float32))
 
   def _split_generators(self, dl_manager):
     return {split: self._generate_examples(split) for split in TOY2D_SPLIT_SIZES}
