@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,17 @@ def test_missing_fashion_mnist_is_one_line_user_error(tmp_path, monkeypatch):
   monkeypatch.setenv("JGEN_FASHION_MNIST_DIR", missing)
   with pytest.raises(UserError, match="JGEN_FASHION_MNIST_DIR"):
     sources.load("fashion_mnist", "train", data_dir=str(tmp_path / "data"))
+
+
+def test_corrupt_fashion_mnist_file_is_user_error_and_leaves_nothing(tmp_path):
+  source_dir = tmp_path / "fashion"
+  source_dir.mkdir()
+  for name in os.listdir(builders.DEFAULT_FASHION_MNIST_DIR):
+    data = (Path(builders.DEFAULT_FASHION_MNIST_DIR) / name).read_bytes()
+    (source_dir / name).write_bytes(data[:1000] if name.startswith("train-images") else data)
+  with pytest.raises(UserError, match="corrupt IDX file .*train-images"):
+    sources.prepare("fashion_mnist", source_dir=str(source_dir), data_dir=str(tmp_path / "data"))
+  assert not os.listdir(tmp_path / "data" / "jgen_fashion_mnist")
 
 
 def test_unknown_names_are_user_errors(data_dir):
