@@ -72,6 +72,25 @@ def _all_keys(config, prefix="") -> list[str]:
   return keys
 
 
+def nearest_keys(config: ml_collections.ConfigDict, key: str, n: int = 3) -> list[str]:
+  """Valid keys a mistyped `key` most likely meant: similar names, and abbreviations (lr for learning_rate)."""
+  keys = _all_keys(config)
+  *parents, leaf = key.split(".")
+
+  def initials(name):
+    return "".join(word[:1] for word in name.split("_"))
+
+  def score(candidate):
+    *c_parents, c_leaf = candidate.split(".")
+    similarity = difflib.SequenceMatcher(None, leaf, c_leaf).ratio()
+    if initials(leaf) == c_leaf or initials(c_leaf) == leaf:
+      similarity = max(similarity, 0.9)
+    return similarity + (0.5 if c_parents == parents else 0.0)
+
+  ranked = sorted(keys, key=score, reverse=True)
+  return [k for k in ranked[:n] if score(k) >= 0.6]
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
   """Applies `a.b=value` overrides in place; unknown keys and wrong types are UserErrors."""
   for item in overrides:
@@ -83,7 +102,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
     for part in parents + [leaf]:
       parent_node = node
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        near = difflib.get_close_matches(key, _all_keys(config), n=3)
+        near = nearest_keys(config, key)
         hint = f"; nearest valid keys: {', '.join(near)}" if near else ""
         raise UserError(f"--set {key}: no such config key{hint}")
       node = node[part]
