@@ -1,0 +1,104 @@
+"""PPCA, factor analysis and Student-t PPCA as registered families.
+
+`train_step` is one EM iteration on the batch (for these configs the whole
+training set or a large fixed batch). Metrics are those of the updated model
+on that batch.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jgen.families.classical import factor_analysis as fa
+from jgen.families.classical import lowrank_gaussian as lrg
+from jgen.families.classical import ppca
+from jgen.families.classical import robust_ppca as rppca
+from jgen.families.classical.base import ClassicalFamily
+from jgen.registry import register
+
+
+class _LinearGaussian(ClassicalFamily):
+  """Shared plumbing: params are a NamedTuple of the model module, stored as a dict."""
+
+  module = None
+  params_type = None
+
+  def params(self, state):
+    return self.params_type(**state.params)
+
+  def log_prob(self, state, x):
+    return self.module.log_prob(self.params(state), self.flatten(x))
+
+  def sample(self, state, rng, n, **cond):
+    return self.to_data(self.module.sample(self.params(state), rng, n))
+
+  def encode(self, state, x):
+    """Posterior mean and covariance of z given x."""
+    return self.module.encode(self.params(state), self.flatten(x))
+
+  def decode(self, state, z):
+    return self.to_data(self.module.decode(self.params(state), z))
+
+  def _finish(self, state, params, ll, dim):
+    new_state = state.replace(step=state.step + 1, params=params._asdict())
+    metrics = self.likelihood_metrics(-ll, dim)
+    return new_state, {"loss": -ll, **metrics}
+
+
+@register("ppca", family="linear / mixture")
+class PPCA(_LinearGaussian):
+  """Probabilistic PCA. model: latent_dim, init ("closed_form" or "random")."""
+
+  module = ppca
+  params_type = ppca.PPCAParams
+
+  def init(self, rng, batch):
+    k_deq, k_init = jax.random.split(rng)
+    mean, cov = lrg.moments(self.flat(batch, k_deq))
+    k = self.config.model.latent_dim
+    if self.config.model.get("init", "closed_form") == "closed_form":
+      params = ppca.closed_form(mean, cov, k)
+    else:
+      params = ppca.random_init(k_init, mean, cov, k)
+    return self.new_state(params._asdict())
+
+  def train_step(self, state, batch, rng):
+    x = self.flat(batch, rng)
+    mean, cov = lrg.moments(x)
+    params = ppca.em_step(self.params(state), mean, cov)
+    return self._finish(state, params, ppca.mean_log_likelihood(params, mean, cov), x.shape[1])
+
+
+@register("factor_analysis", family="linear / mixture")
+class FactorAnalysis(_LinearGaussian):
+  """Factor analysis by EM. model: latent_dim."""
+
+  module = fa
+  params_type = fa.FAParams
+
+  def init(self, rng, batch):
+    k_deq, k_init = jax.random.split(rng)
+    mean, cov = lrg.moments(self.flat(batch, k_deq))
+    return self.new_state(fa.init(k_init, mean, cov, self.config.model.latent_dim)._asdict())
+
+  def train_step(self, state, batch, rng):
+    x = self.flat(batch, rng)
+    mean, cov = lrg.moments(x)
+    params = fa.em_step(self.params(state), mean, cov, self.config.model.get("min_noise", 1e-6))
+    return self._finish(state, params, fa.mean_log_likelihood(params, mean, cov), x.shape[1])
+
+
+@register("robust_ppca", family="linear / mixture")
+class RobustPPCA(_LinearGaussian):
+  """Student-t PPCA by EM. model: latent_dim, nu (initial degrees of freedom), learn_nu."""
+
+  module = rppca
+  params_type = rppca.RobustPPCAParams
+
+  def init(self, rng, batch):
+    x = self.flat(batch, rng)
+    return self.new_state(rppca.init(x, self.config.model.latent_dim, self.config.model.get("nu", 5.0))._asdict())
+
+  def train_step(self, state, batch, rng):
+    x = self.flat(batch, rng)
+    params = rppca.em_step(self.params(state), x, self.config.model.get("learn_nu", True))
+    return self._finish(state, params, jnp.mean(rppca.log_prob(params, x)), x.shape[1])
