@@ -1,0 +1,139 @@
+"""experiments/RESULTS.md from the eval.json of every run, so the results table is never typed by hand.
+
+`collect(runs_dir)` finds each eval.json under `runs_dir` (with the run.json the
+training loop writes next to it) and makes one row per run; `write_results_md`
+renders the rows in taxonomy order with the conventions of every column.
+"""
+
+import json
+import math
+import os
+
+from jgen.registry import TAXONOMY
+
+COLUMNS = ("family", "model", "dataset", "bits/dim", "nats", "FID-FMNIST", "precision", "recall", "parameters",
+           "train steps", "train time", "device")
+# How a likelihood's kind shows in the table: a bound on log p is an upper bound on nats and bits/dim.
+KIND_MARK = {"exact": "", "lower_bound": "<= ", "importance_weighted": "~ "}
+
+
+def _read_json(path: str) -> dict | None:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None
+
+
+def _likelihood_cell(metrics: dict, key: str) -> str:
+  """The best reported value of a likelihood (IWAE if present, else the family's own) with its kind mark."""
+  for name in (f"{key}_iwae", key):
+    rec = metrics.get(name)
+    if rec and rec.get("value") is not None and math.isfinite(rec["value"]):
+      samples = f" (K={rec['num_samples']})" if rec.get("kind") == "importance_weighted" else ""
+      return f"{KIND_MARK.get(rec.get('kind'), '')}{rec['value']:.3f}{samples}"
+  return ""
+
+
+def _value_cell(metrics: dict, key: str, fmt: str) -> str:
+  rec = metrics.get(key)
+  if not rec or rec.get("value") is None:
+    return ""
+  return format(rec["value"], fmt)
+
+
+def _duration(seconds) -> str:
+  if seconds is None:
+    return ""
+  seconds = float(seconds)
+  if seconds < 120:
+    return f"{seconds:.0f} s"
+  if seconds < 7200:
+    return f"{seconds / 60:.1f} min"
+  return f"{seconds / 3600:.1f} h"
+
+
+def row_from_eval(ev: dict, run: dict | None = None, run_name: str = "") -> dict:
+  """One table row (column -> text) from an eval.json dict and the run's run.json dict."""
+  run = {**(ev.get("run") or {}), **(run or {})}
+  m = ev.get("metrics", {})
+  params = ev.get("parameters", run.get("parameters"))
+  return {
+      "run": run_name,
+      "family": ev.get("family", run.get("family", "")),
+      "model": ev.get("model", run.get("model", "")),
+      "dataset": ev.get("dataset", run.get("dataset", "")),
+      "bits/dim": _likelihood_cell(m, "bits_per_dim"),
+      "nats": _likelihood_cell(m, "nll"),
+      "FID-FMNIST": _value_cell(m, "fid_fmnist", ".2f"),
+      "precision": _value_cell(m, "precision", ".3f"),
+      "recall": _value_cell(m, "recall", ".3f"),
+      "parameters": f"{params:,}" if isinstance(params, int) else "",
+      "train steps": str(run.get("steps", ev.get("step", "")) or ""),
+      "train time": _duration(run.get("train_seconds")),
+      "device": run.get("device", ev.get("device", "")),
+  }
+
+
+def collect(runs_dir: str) -> list[dict]:
+  """Rows for every run directory under `runs_dir` that holds an eval.json, in taxonomy order."""
+  rows = []
+  for root, dirs, files in os.walk(runs_dir):
+    dirs.sort()
+    if "eval.json" not in files:
+      continue
+    ev = _read_json(os.path.join(root, "eval.json"))
+    if ev is None:
+      continue
+    run = _read_json(os.path.join(root, "run.json")) if "run.json" in files else None
+    rows.append(row_from_eval(ev, run, os.path.relpath(root, runs_dir)))
+  order = {family: i for i, (_, family) in enumerate(TAXONOMY)}
+  rows.sort(key=lambda r: (order.get(r["family"], len(order)), r["dataset"], r["model"], r["run"]))
+  return rows
+
+
+def render_table(rows: list[dict], columns=COLUMNS) -> str:
+  def esc(text):
+    return str(text).replace("|", "\\|")
+
+  lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+  lines += ["| " + " | ".join(esc(r.get(c, "")) for c in columns) + " |" for r in rows]
+  return "\n".join(lines)
+
+
+LEGEND = """\
+Conventions (jgen.eval.likelihood, jgen.eval.suite):
+- nats: -log p(x) per test example. bits/dim: 8-bit images dequantized uniformly,
+  nll / (D ln 2) + 8 for densities on [0, 1]; nll / (D ln 2) for discrete 256-level models.
+- A plain number is exact; "<= " marks an upper bound on nats and bits/dim (ELBO,
+  diffusion variational bound); "~ " an importance-weighted (IWAE) estimate with K samples.
+- FID-FMNIST: Frechet distance on the penultimate features of jgen's own Fashion-MNIST
+  classifier (jgen/assets). It is not Inception FID and cannot be compared with papers' FID.
+  Precision / recall: k-NN manifolds (k = 3) in the same feature space.
+"""
+
+
+def write_results_md(rows: list[dict], path: str, title: str = "jgen results",
+                     command: str = "python -m jgen.eval.results runs experiments/RESULTS.md") -> str:
+  """Writes the results table with its legend; the file says it is generated and by which command."""
+  text = (f"# {title}\n\n"
+          f"Generated from each run's eval.json by `{command}`; do not edit by hand.\n\n"
+          f"{render_table(rows)}\n\n{LEGEND}")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    f.write(text)
+  return path
+
+
+def main(argv=None):
+  import sys
+
+  args = (argv if argv is not None else sys.argv[1:]) or ["runs", "experiments/RESULTS.md"]
+  runs_dir, out = args[0], args[1] if len(args) > 1 else "experiments/RESULTS.md"
+  rows = collect(runs_dir)
+  write_results_md(rows, out)
+  print(f"wrote {len(rows)} runs to {out}")
+
+
+if __name__ == "__main__":
+  main()

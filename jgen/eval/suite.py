@@ -1,0 +1,224 @@
+"""`evaluate`: the metrics that apply to a trained family, on a data split, with their conventions.
+
+- "nll": the family's `log_prob` on the split, in nats per example and bits/dim
+  following jgen.eval.likelihood (dequantized, binarized or as given, by the
+  family's `likelihood_space`), marked exact or a bound by `log_prob_kind`.
+- "iwae": the importance-weighted estimate with K samples, for families with
+  `log_importance_weights`.
+- "fid" / "pr": FID-FMNIST, KID-FMNIST, precision and recall of `family.sample`
+  against the split, in the shipped classifier's feature space; only for
+  families whose samples are 28x28x1 images. FID-FMNIST is not Inception FID.
+
+The result is the JSON-able dict `jgen evaluate` writes to eval.json.
+"""
+
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.eval import frechet, iwae, likelihood, precision_recall
+from jgen.family import Family
+
+FID_CONVENTION = ("FID-FMNIST: Frechet distance between Gaussians fitted to the penultimate features of jgen's "
+                  "shipped Fashion-MNIST classifier (float64); not Inception FID, not comparable with papers' FID")
+KID_CONVENTION = "KID-FMNIST: unbiased MMD^2, cubic polynomial kernel on the same features, mean over 1000-sample subsets"
+PR_CONVENTION = "k-NN (k=3) manifold precision/recall (Kynkaanniemi et al., 2019) on the same features"
+SAMPLE_SEED = 1234
+DEQUANTIZATION_SEED = 0
+
+
+def load_split(name: str, split: str, limit: int | None = None, source_dir: str | None = None):
+  """Images float32 in [0, 1] (or points) and int32 labels of a split, at most `limit` examples."""
+  from jgen.data import pipeline, sources
+
+  source = sources.load(name, split, source_dir=source_dir)
+  n = len(source) if limit is None else min(limit, len(source))
+  xs, labels = [], []
+  for batch, mask in pipeline.eval_batches(source, batch_size=1000):
+    xs.append(batch["x"][mask])
+    labels.append(batch["label"][mask])
+    if sum(len(x) for x in xs) >= n:
+      break
+  return np.concatenate(xs)[:n], np.concatenate(labels)[:n]
+
+
+def likelihood_space(family, config, x_shape) -> str:
+  """Which bits/dim convention applies: the family's `likelihood_space`, else a guess from the data."""
+  space = getattr(family, "likelihood_space", None)
+  if space:
+    return space
+  if config.data.get("binarize", False):
+    return "binary"
+  return "continuous_unit" if len(x_shape) == 4 else "continuous"
+
+
+def _has_log_prob(family) -> bool:
+  return type(family).log_prob is not Family.log_prob and family.log_prob_kind is not None
+
+
+def _batches(x, batch_size):
+  for start in range(0, len(x), batch_size):
+    yield x[start:start + batch_size]
+
+
+def _padded_call(fn, x, batch_size):
+  """fn over fixed-size batches (the last one padded), so one compilation serves the whole split."""
+  out = []
+  for chunk in _batches(x, batch_size):
+    n = len(chunk)
+    if n < batch_size:
+      chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
+    out.append(np.asarray(fn(jnp.asarray(chunk)))[:n])
+  return np.concatenate(out)
+
+
+def nll_metrics(family, state, config, x, batch_size: int = 500) -> dict:
+  """Likelihood records (nats, bits/dim) of `family.log_prob` on images/points `x`, with conventions."""
+  space = likelihood_space(family, config, x.shape)
+  if space == "continuous_unit":
+    x = np.asarray(likelihood.dequantize(x, jax.random.key(DEQUANTIZATION_SEED)))
+  elif space == "binary":
+    x = np.asarray(likelihood.binarize(x))
+  log_prob = jax.jit(family.log_prob)
+  nll = -_padded_call(functools.partial(log_prob, state), x, batch_size)
+  kind = "lower_bound" if family.log_prob_kind == "lower_bound" else family.log_prob_kind
+  return likelihood.report(nll, x.shape, space, kind, getattr(family, "log_prob_num_samples", None))
+
+
+def iwae_metrics(family, state, config, x, num_samples: int = 5000, chunk_size: int = 100,
+                 batch_size: int = 100, seed: int = 0) -> dict:
+  """IWAE records with K = `num_samples` (keys "nll_iwae", "bits_per_dim_iwae")."""
+  space = likelihood_space(family, config, x.shape)
+  if space == "continuous_unit":
+    x = np.asarray(likelihood.dequantize(x, jax.random.key(DEQUANTIZATION_SEED)))
+  elif space == "binary":
+    x = np.asarray(likelihood.binarize(x))
+  log_p = iwae.iwae_log_likelihood(family, state, _batches(x, batch_size), jax.random.key(seed), num_samples,
+                                   chunk_size)
+  rep = likelihood.report(-np.asarray(log_p), x.shape, space, "importance_weighted", num_samples)
+  return {f"{k}_iwae": v for k, v in rep.items()}
+
+
+def draw_samples(family, state, n: int, batch_size: int = 500, seed: int = SAMPLE_SEED) -> np.ndarray:
+  """`n` samples from the family in jitted batches of `batch_size`."""
+  rng = jax.random.key(seed)
+  sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+  fns = {size: jax.jit(functools.partial(family.sample, n=size)) for size in set(sizes)}
+  return np.concatenate([np.asarray(fns[size](state, jax.random.fold_in(rng, i))) for i, size in enumerate(sizes)])
+
+
+def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_network=None) -> tuple[dict, dict]:
+  """FID/KID-FMNIST and precision/recall of fake vs real images [N,28,28,1]; returns (metrics, seconds)."""
+  from jgen.eval.features import load_feature_network
+
+  net = feature_network or load_feature_network()
+  seconds = {}
+  t0 = time.perf_counter()
+  real, fake = net(real_images), net(np.clip(np.nan_to_num(fake_images), 0.0, 1.0))
+  seconds["features"] = time.perf_counter() - t0
+  out = {}
+  n = min(len(real), len(fake))
+  if "fid" in which:
+    t0 = time.perf_counter()
+    out["fid_fmnist"] = {"value": frechet.frechet_distance_of_features(real, fake), "num_samples": n,
+                         "convention": FID_CONVENTION}
+    seconds["fid"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    kid, kid_std = frechet.kernel_distance(real, fake)
+    out["kid_fmnist"] = {"value": kid, "std": kid_std, "num_samples": n, "convention": KID_CONVENTION}
+    seconds["kid"] = time.perf_counter() - t0
+  if "pr" in which:
+    t0 = time.perf_counter()
+    p, r = precision_recall.precision_recall(real[:n], fake[:n])
+    out["precision"] = {"value": p, "num_samples": n, "convention": PR_CONVENTION}
+    out["recall"] = {"value": r, "num_samples": n, "convention": PR_CONVENTION}
+    seconds["precision_recall"] = time.perf_counter() - t0
+  return out, seconds
+
+
+def _samples_images(family, x_shape) -> bool:
+  return len(x_shape) == 4 and tuple(x_shape[1:]) == (28, 28, 1) and family.family != "feature network"
+
+
+def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: int = 10000, split: str = "test",
+             *, data=None, iwae_samples: int = 5000, feature_network=None) -> dict:
+  """The metrics of `metrics` that apply to this family, on `split` of `config.data.name`.
+
+  `data` (x, labels) replaces reading the split (tests, benchmarks). Likelihoods
+  use the whole split; sample metrics compare `num_samples` samples with the
+  first `num_samples` examples of the split. Metrics that do not apply are
+  listed under "skipped" with the reason.
+  """
+  metrics = tuple(metrics)
+  x, _ = data if data is not None else load_split(config.data.name, split,
+                                                    source_dir=config.data.get("source_dir") or None)
+  x = np.asarray(x, np.float32)
+  device = jax.devices()[0]
+  result = {"model": config.model.name, "family": family.family, "branch": family.branch,
+            "dataset": config.data.name, "split": split, "step": int(jax.device_get(state.step)),
+            "parameters": int(family.num_params(state)), "device": f"{jax.device_count()}x {device.device_kind}",
+            "metrics": {}, "seconds": {}, "skipped": {}}
+  batch_size = int(config.data.get("eval_batch_size", 500))
+
+  if "nll" in metrics:
+    if _has_log_prob(family):
+      t0 = time.perf_counter()
+      result["metrics"].update(nll_metrics(family, state, config, x, batch_size))
+      result["seconds"]["nll"] = time.perf_counter() - t0
+    else:
+      result["skipped"]["nll"] = f"{family.family} model {config.model.name} has no log_prob with a log_prob_kind"
+  if "iwae" in metrics:
+    if iwae.has_iwae(family):
+      t0 = time.perf_counter()
+      result["metrics"].update(iwae_metrics(family, state, config, x, iwae_samples))
+      result["seconds"]["iwae"] = time.perf_counter() - t0
+    else:
+      result["skipped"]["iwae"] = f"{config.model.name} defines no log_importance_weights"
+
+  wanted = tuple(m for m in ("fid", "pr") if m in metrics)
+  if wanted:
+    if not _samples_images(family, x.shape):
+      for m in wanted:
+        result["skipped"][m] = "sample metrics need a generative model of 28x28x1 images (FID-FMNIST features)"
+    else:
+      n = min(num_samples, len(x))
+      try:
+        t0 = time.perf_counter()
+        fake = draw_samples(family, state, n, batch_size)
+        result["seconds"]["sampling"] = time.perf_counter() - t0
+      except NotImplementedError as e:
+        for m in wanted:
+          result["skipped"][m] = f"no samples: {e}"
+      else:
+        out, seconds = sample_quality(x[:n], fake, wanted, feature_network)
+        result["metrics"].update(out)
+        result["seconds"].update(seconds)
+  return result
+
+
+def write_eval_json(result: dict, workdir: str) -> str:
+  """Writes eval.json into the run's workdir, with the run's run.json facts (train time, steps) merged in."""
+  run_json = os.path.join(workdir, "run.json")
+  if os.path.isfile(run_json):
+    with open(run_json) as f:
+      result = {"run": json.load(f), **result}
+  path = os.path.join(workdir, "eval.json")
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+  return path
+
+
+def evaluate_workdir(workdir: str, metrics=("nll", "fid", "pr"), num_samples: int = 10000,
+                     split: str = "test") -> dict:
+  """Restores a run's newest checkpoint, evaluates it and writes `workdir`/eval.json."""
+  from jgen.train.checkpoint import restore_for_inference
+
+  config, family, state = restore_for_inference(workdir)
+  result = evaluate(config, family, state, metrics, num_samples, split)
+  write_eval_json(result, workdir)
+  return result

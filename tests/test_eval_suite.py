@@ -1,0 +1,121 @@
+"""suite.evaluate on toy families with known answers, and the RESULTS.md table from eval.json files."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jgen.eval import frechet, precision_recall, results, suite
+from jgen.family import Family
+from jgen.train.state import TrainState
+
+
+class UniformImages(Family):
+  """Pixels i.i.d. uniform on [0, 1]: log p = 0 for every image, so 8 bits/dim exactly."""
+
+  family, branch = "VAE", "explicit, approximate"
+  log_prob_kind = "exact"
+
+  def init(self, rng, batch):
+    return TrainState(step=jnp.array(7, jnp.int32), params={"w": jnp.zeros(3)}, opt_state=())
+
+  def train_step(self, state, batch, rng):
+    return state, {}
+
+  def sample(self, state, rng, n, **cond):
+    return jax.random.uniform(rng, (n, 28, 28, 1))
+
+  def log_prob(self, state, x):
+    return jnp.zeros(x.shape[0]) + state.params["w"].sum()
+
+
+class StandardNormal2d(UniformImages):
+  family, branch = "normalizing flow", "explicit, tractable"
+  log_prob_kind = "exact"
+
+  def log_prob(self, state, x):
+    return jax.scipy.stats.norm.logpdf(x).sum(-1)
+
+
+class NoLikelihood(UniformImages):
+  family, branch = "GAN", "implicit"
+  log_prob_kind = None
+  log_prob = Family.log_prob
+
+
+def _config(model, dataset):
+  return ml_collections.ConfigDict({"model": {"name": model}, "data": {"name": dataset, "eval_batch_size": 64}})
+
+
+def _pixel_features(images):
+  """A stand-in feature network: mean intensity of 16 horizontal bands."""
+  images = np.asarray(images)
+  return images.reshape(len(images), 16, -1).mean(-1)
+
+
+def test_uniform_image_model_is_8_bits_and_sample_metrics_match_direct_computation():
+  fam = UniformImages(_config("toy.uniform", "fashion_mnist"))
+  state = fam.init(None, None)
+  x = np.random.default_rng(0).uniform(size=(300, 28, 28, 1)).round(2).astype(np.float32)
+  out = suite.evaluate(fam.config, fam, state, num_samples=200,
+                       data=(x, np.zeros(300, np.int32)), feature_network=_pixel_features)
+  m = out["metrics"]
+  assert m["bits_per_dim"]["value"] == 8.0 and m["bits_per_dim"]["kind"] == "exact"
+  assert m["nll"]["value"] == 0.0 and m["nll"]["unit"] == "nats/example"
+  assert out["step"] == 7 and out["parameters"] == 3 and out["family"] == "VAE"
+  fake = suite.draw_samples(fam, state, 200, 64)
+  assert fake.shape == (200, 28, 28, 1)
+  real_f, fake_f = _pixel_features(x[:200]), _pixel_features(fake)
+  assert np.isclose(m["fid_fmnist"]["value"], frechet.frechet_distance_of_features(real_f, fake_f))
+  assert (m["precision"]["value"], m["recall"]["value"]) == precision_recall.precision_recall(real_f, fake_f)
+  assert "not Inception FID" in m["fid_fmnist"]["convention"]
+  json.dumps(out)  # eval.json must be serialisable
+
+
+def test_points_report_nats_only_and_match_the_closed_form():
+  fam = StandardNormal2d(_config("toy.normal", "toy2d_moons"))
+  state = fam.init(None, None)
+  x = np.random.default_rng(1).normal(size=(130, 2)).astype(np.float32)
+  out = suite.evaluate(fam.config, fam, state, data=(x, np.zeros(130, np.int32)))
+  expected = -jax.scipy.stats.norm.logpdf(x).sum(-1).mean()
+  assert np.isclose(out["metrics"]["nll"]["value"], expected, rtol=1e-6)
+  assert "bits_per_dim" not in out["metrics"]
+  assert set(out["skipped"]) == {"fid", "pr"}
+
+
+def test_families_without_likelihood_are_skipped_with_a_reason():
+  fam = NoLikelihood(_config("toy.gan", "fashion_mnist"))
+  out = suite.evaluate(fam.config, fam, fam.init(None, None), metrics=("nll", "iwae"),
+                       data=(np.zeros((10, 28, 28, 1), np.float32), np.zeros(10, np.int32)))
+  assert out["metrics"] == {} and set(out["skipped"]) == {"nll", "iwae"}
+
+
+def _write_run(path, family, model, metrics, run):
+  path.mkdir(parents=True)
+  (path / "eval.json").write_text(json.dumps({"family": family, "model": model, "dataset": "fashion_mnist",
+                                              "metrics": metrics, "step": run["steps"]}))
+  (path / "run.json").write_text(json.dumps(run))
+
+
+def test_results_table_collects_runs_in_taxonomy_order(tmp_path):
+  run = {"steps": 1000, "train_seconds": 150.0, "device": "1x cpu", "parameters": 12345}
+  _write_run(tmp_path / "gan", "GAN", "gan.dcgan",
+             {"fid_fmnist": {"value": 12.3456}, "precision": {"value": 0.71}, "recall": {"value": 0.5}}, run)
+  _write_run(tmp_path / "nested" / "vae", "VAE", "vae.conv",
+             {"nll": {"value": 240.0, "kind": "lower_bound"}, "bits_per_dim": {"value": 4.1234, "kind": "lower_bound"},
+              "nll_iwae": {"value": 230.0, "kind": "importance_weighted", "num_samples": 5000}}, run)
+  (tmp_path / "broken").mkdir()
+  (tmp_path / "broken" / "eval.json").write_text("{not json")
+  rows = results.collect(str(tmp_path))
+  assert [r["model"] for r in rows] == ["vae.conv", "gan.dcgan"]  # VAE comes before GAN in the taxonomy
+  vae, gan = rows
+  assert vae["bits/dim"] == "<= 4.123" and vae["nats"] == "~ 230.000 (K=5000)"
+  assert gan["FID-FMNIST"] == "12.35" and gan["bits/dim"] == "" and gan["train time"] == "2.5 min"
+  assert gan["parameters"] == "12,345"
+  path = results.write_results_md(rows, str(tmp_path / "out" / "RESULTS.md"))
+  text = open(path).read()
+  assert "| family | model | dataset | bits/dim |" in text
+  assert "| VAE | vae.conv | fashion_mnist | <= 4.123 |" in text
+  assert "not Inception FID" in text
