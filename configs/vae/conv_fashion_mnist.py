@@ -12,7 +12,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.data = dict(name="fashion_mnist", batch_size=128, eval_batch_size=1000, source_dir="")
   c.optim = dict(name="adam", lr=1e-3, b1=0.9, b2=0.999, grad_clip=0.0, warmup_steps=0, decay="constant",
                  decay_steps=0)
-  c.train = dict(steps=20000, seed=0, log_every=100, eval_every=5000, eval_batches=-1, ckpt_every=5000, keep=3,
+  c.train = dict(steps=8000, seed=0, log_every=100, eval_every=2000, eval_batches=-1, ckpt_every=1000, keep=3,
                  sample_num=64)
   c.mesh = dict(data=-1, fsdp=1)
   if arg == "smoke":
