@@ -80,11 +80,16 @@ def expected_log_weights(post):
 
 
 def expected_weights(post):
-  """E[pi_k]: the weights reported and used for sampling."""
+  """E[pi_k]: the weights reported and used for the predictive.
+
+  Truncated stick-breaking leaves the mass past the last stick unassigned; it
+  is spread over the K components by renormalising.
+  """
   conc = post.concentration
   if conc.ndim == 2:
     v = conc[0] / (conc[0] + conc[1])
-    return v * jnp.concatenate([jnp.ones((1,), conc.dtype), jnp.cumprod(1.0 - v)[:-1]])
+    w = v * jnp.concatenate([jnp.ones((1,), conc.dtype), jnp.cumprod(1.0 - v)[:-1]])
+    return w / jnp.sum(w)
   return conc / jnp.sum(conc)
 
 
