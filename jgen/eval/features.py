@@ -1,5 +1,9 @@
 """The shipped FID-FMNIST feature network: export a trained classifier, load it, embed images.
 
+Retrain and ship it with
+  jgen train configs/eval/fmnist_classifier.py:full --workdir runs/fmnist_classifier
+  python -m jgen.eval.features runs/fmnist_classifier   # writes jgen/assets/fmnist_classifier.npz
+
 The asset jgen/assets/fmnist_classifier.npz holds the classifier's parameters and
 batch statistics (one array per leaf, keyed by its path in the NNX state) plus
 the `config.model` block it was built from, so loading needs no checkpoint
@@ -112,3 +116,25 @@ def load_feature_network_from(path: str, batch_size: int = 500) -> FeatureNetwor
 def load_feature_network(batch_size: int = 500) -> FeatureNetwork:
   """The shipped network (cached): `load_feature_network()(images) -> features [N, F]`."""
   return load_feature_network_from(ASSET_PATH, batch_size)
+
+
+def export_workdir(workdir: str, path: str = ASSET_PATH) -> str:
+  """Exports the newest checkpoint of a `classifier.fmnist` run to the asset and prints its test accuracy."""
+  from jgen.data.builders import read_fashion_mnist
+  from jgen.train.checkpoint import restore_for_inference
+
+  config, family, state = restore_for_inference(workdir)
+  if config.model.name != "classifier.fmnist":
+    raise UserError(f"{workdir} is a run of {config.model.name}, not of classifier.fmnist")
+  export_feature_network(state, config.model, path, meta={"step": int(jax.device_get(state.step))})
+  images, labels = read_fashion_mnist("test", config.data.get("source_dir") or None)
+  net = load_feature_network_from(path)
+  accuracy = float((net.logits(images.astype(np.float32) / 255.0).argmax(1) == labels).mean())
+  print(f"wrote {path} ({os.path.getsize(path)} bytes); test accuracy {accuracy:.4f}")
+  return path
+
+
+if __name__ == "__main__":
+  import sys
+
+  export_workdir(*sys.argv[1:3])

@@ -150,25 +150,34 @@ def read_metrics(metrics_jsonl_path: str) -> list[dict]:
 
 
 def save_training_curves(metrics_jsonl_path: str, path: str, keys=None, title: str | None = None) -> str:
-  """One panel per metric key against "step", from a metrics.jsonl of one JSON object per line."""
+  """Curves against "step" from a metrics.jsonl of one JSON object per line.
+
+  Keys that differ only in their prefix ("train/loss", "eval/loss") share one panel.
+  """
   records = read_metrics(metrics_jsonl_path)
   if keys is None:
     keys = sorted({k for r in records for k, v in r.items()
                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)})
   if not keys:
     raise ValueError(f"no numeric metrics found in {metrics_jsonl_path}")
-  ncol = min(3, len(keys))
-  nrow = int(math.ceil(len(keys) / ncol))
+  panels: dict[str, list[str]] = {}
+  for key in keys:
+    panels.setdefault(key.split("/", 1)[-1], []).append(key)
+  ncol = min(3, len(panels))
+  nrow = int(math.ceil(len(panels) / ncol))
   fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), dpi=100, squeeze=False)
-  for ax, key in zip(axes.flat, keys):
-    pts = [(r["step"], r[key]) for r in records if key in r and "step" in r and r[key] is not None]
-    if pts:
-      steps, values = zip(*pts)
-      ax.plot(steps, values, marker="." if len(pts) < 30 else None, lw=1.2)
-    ax.set_title(key, fontsize=10)
+  for ax, (name, members) in zip(axes.flat, panels.items()):
+    for key in members:
+      pts = [(r["step"], r[key]) for r in records if key in r and "step" in r and r[key] is not None]
+      if pts:
+        steps, values = zip(*pts)
+        ax.plot(steps, values, marker="." if len(pts) < 30 else None, lw=1.2, label=key)
+    ax.set_title(name, fontsize=10)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-  for ax in list(axes.flat)[len(keys):]:
+    if len(members) > 1:
+      ax.legend(fontsize=8)
+  for ax in list(axes.flat)[len(panels):]:
     ax.set_axis_off()
   if title:
     fig.suptitle(title)

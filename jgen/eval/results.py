@@ -114,7 +114,7 @@ Conventions (jgen.eval.likelihood, jgen.eval.suite):
 
 
 def write_results_md(rows: list[dict], path: str, title: str = "jgen results",
-                     command: str = "python -m jgen.eval.results runs experiments/RESULTS.md") -> str:
+                     command: str = "jgen results runs --out experiments/RESULTS.md") -> str:
   """Writes the results table with its legend; the file says it is generated and by which command."""
   text = (f"# {title}\n\n"
           f"Generated from each run's eval.json by `{command}`; do not edit by hand.\n\n"
