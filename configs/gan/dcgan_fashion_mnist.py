@@ -8,11 +8,11 @@ import ml_collections
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.model = dict(name="gan.dcgan", latent_dim=64, gen_channels=(128, 64), disc_channels=(64, 128))
-  c.data = dict(name="fashion_mnist", batch_size=128, eval_batch_size=1000, source_dir="")
+  c.model = dict(name="gan.dcgan", latent_dim=64, gen_channels=(64, 32), disc_channels=(32, 64))
+  c.data = dict(name="fashion_mnist", batch_size=64, eval_batch_size=1000, source_dir="")
   adam = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, grad_clip=0.0, warmup_steps=0, decay="constant", decay_steps=0)
   c.optim = dict(gen=dict(adam), disc=dict(adam))
-  c.train = dict(steps=5000, seed=0, log_every=100, eval_every=1000, eval_batches=2, ckpt_every=500, keep=3,
+  c.train = dict(steps=3000, seed=0, log_every=100, eval_every=1000, eval_batches=2, ckpt_every=500, keep=3,
                  sample_num=64)
   c.mesh = dict(data=-1, fsdp=1)
   if arg == "smoke":
