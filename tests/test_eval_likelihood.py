@@ -185,3 +185,37 @@ def test_iwae_sharded_over_the_batch_matches_one_device():
   assert iwae.has_iwae(model)
   with pytest.raises(NotImplementedError):
     iwae.iwae_log_likelihood(object(), None, [x], jax.random.key(0), 4)
+
+
+class ConstantDecoderVAE:
+  """encode gives N(m, diag(exp(logvar))), decode ignores z: log w = log p(x) + log N(z; 0, I) - log q(z | x)."""
+
+  family = "VAE"
+
+  def __init__(self, mean, logvar, probs):
+    self.mean, self.logvar, self.probs = mean, logvar, probs
+
+  def encode(self, state, x):
+    return jnp.broadcast_to(self.mean, (x.shape[0],) + self.mean.shape), jnp.broadcast_to(
+        self.logvar, (x.shape[0],) + self.logvar.shape)
+
+  def decode(self, state, z):
+    return jnp.broadcast_to(self.probs, (z.shape[0],) + self.probs.shape)
+
+
+def test_gaussian_bernoulli_vae_weights():
+  probs = jnp.array([[[0.2], [0.9]], [[0.5], [0.7]]])  # a 2x2x1 "image" of independent pixels
+  x = jnp.array([[[[1.0], [0.0]], [[1.0], [1.0]]], [[[0.0], [1.0]], [[0.0], [1.0]]]])
+  log_px = (x * jnp.log(probs) + (1 - x) * jnp.log1p(-probs)).reshape(2, -1).sum(-1)
+  # q = prior: every weight is exactly log p(x)
+  exact = ConstantDecoderVAE(jnp.zeros(3), jnp.zeros(3), probs)
+  fn = iwae.log_weight_fn_of(exact)
+  assert isinstance(fn, iwae.GaussianBernoulliWeights) and fn == iwae.GaussianBernoulliWeights(exact)
+  np.testing.assert_allclose(iwae.iwae_estimate(fn, None, x, jax.random.key(0), 10, 4), log_px, rtol=1e-5)
+  # q != prior: the one-sample average is log p(x) - KL(q || N(0, I)) in closed form
+  mean, logvar = jnp.array([0.5, -1.0, 0.2]), jnp.array([-0.5, 0.3, 0.0])
+  off = ConstantDecoderVAE(mean, logvar, probs)
+  fn = iwae.log_weight_fn_of(off)
+  kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1 - logvar)
+  reps = jax.vmap(lambda r: iwae.elbo_estimate(fn, None, x, r, 1))(jax.random.split(jax.random.key(1), 20000))
+  np.testing.assert_allclose(reps.mean(0), log_px - kl, atol=4 * float(reps.std()) / math.sqrt(20000) + 1e-4)

@@ -17,6 +17,7 @@ class UniformImages(Family):
 
   family, branch = "VAE", "explicit, approximate"
   log_prob_kind = "exact"
+  likelihood_space = "continuous_unit"  # overrides the VAE default (binarized images)
 
   def init(self, rng, batch):
     return TrainState(step=jnp.array(7, jnp.int32), params={"w": jnp.zeros(3)}, opt_state=())
@@ -34,6 +35,7 @@ class UniformImages(Family):
 class StandardNormal2d(UniformImages):
   family, branch = "normalizing flow", "explicit, tractable"
   log_prob_kind = "exact"
+  likelihood_space = None
 
   def log_prob(self, state, x):
     return jax.scipy.stats.norm.logpdf(x).sum(-1)
@@ -42,6 +44,7 @@ class StandardNormal2d(UniformImages):
 class NoLikelihood(UniformImages):
   family, branch = "GAN", "implicit"
   log_prob_kind = None
+  likelihood_space = None
   log_prob = Family.log_prob
 
 
@@ -83,6 +86,18 @@ def test_points_report_nats_only_and_match_the_closed_form():
   assert np.isclose(out["metrics"]["nll"]["value"], expected, rtol=1e-6)
   assert "bits_per_dim" not in out["metrics"]
   assert set(out["skipped"]) == {"fid", "pr"}
+
+
+def test_default_likelihood_spaces():
+  cfg = _config("m", "fashion_mnist")
+  images, points = (4, 28, 28, 1), (4, 2)
+  assert suite.likelihood_space(NoLikelihood(cfg), cfg, images) == "continuous_unit"
+  assert suite.likelihood_space(StandardNormal2d(cfg), cfg, points) == "continuous"
+  assert suite.likelihood_space(UniformImages(cfg), cfg, images) == "continuous_unit"
+  vae = type("V", (NoLikelihood,), {"family": "VAE"})(cfg)
+  assert suite.likelihood_space(vae, cfg, images) == "binary"
+  ddpm = type("D", (NoLikelihood,), {"family": "diffusion"})(cfg)
+  assert suite.likelihood_space(ddpm, cfg, images) == "discrete_8bit"
 
 
 def test_families_without_likelihood_are_skipped_with_a_reason():

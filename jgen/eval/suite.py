@@ -47,14 +47,20 @@ def load_split(name: str, split: str, limit: int | None = None, source_dir: str 
   return np.concatenate(xs)[:n], np.concatenate(labels)[:n]
 
 
+# What a family's log_prob measures when it does not say so with a `likelihood_space` attribute.
+DEFAULT_SPACES = {"VAE": "binary", "diffusion": "discrete_8bit"}
+
+
 def likelihood_space(family, config, x_shape) -> str:
-  """Which bits/dim convention applies: the family's `likelihood_space`, else a guess from the data."""
+  """Which convention applies (see jgen.eval.likelihood): the family's `likelihood_space`, else a default."""
   space = getattr(family, "likelihood_space", None)
   if space:
     return space
   if config.data.get("binarize", False):
     return "binary"
-  return "continuous_unit" if len(x_shape) == 4 else "continuous"
+  if len(x_shape) != 4:
+    return "continuous"
+  return DEFAULT_SPACES.get(family.family, "continuous_unit")
 
 
 def _has_log_prob(family) -> bool:
