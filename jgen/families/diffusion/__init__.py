@@ -1,0 +1,1 @@
+"""Denoising diffusion probabilistic models: schedules, samplers, the variational bound, the family."""

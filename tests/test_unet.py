@@ -1,0 +1,128 @@
+"""The U-Net keeps the input's shape at every configured resolution; its pieces do what they say."""
+
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jgen.nn.attention import SelfAttention2d
+from jgen.nn.embeddings import sinusoidal_embedding
+from jgen.nn.unet import UNet
+from tests.helpers import REPO
+
+
+def _config(variant):
+  path = os.path.join(REPO, "configs", "diffusion", "ddpm_fashion_mnist.py")
+  spec = importlib.util.spec_from_file_location("ddpm_fmnist_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def _randomize_zero_kernels(model, seed=7):
+  """Residual branches and the output conv start at zero; give them weights so that the
+  output depends on every input (time, class, pixels)."""
+  params = nnx.state(model, nnx.Param)
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  leaves = [0.1 * jax.random.normal(k, p.shape) if p.ndim > 1 and not jnp.any(p) else p
+            for k, p in zip(keys, leaves)]
+  nnx.update(model, jax.tree.unflatten(treedef, leaves))
+
+
+def _output_shape(build, input_shape):
+  """The output's shape and dtype from tracing alone (no compilation)."""
+  model = nnx.eval_shape(build)
+  graphdef, state = nnx.split(model)
+  b = input_shape[0]
+  return jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x, jnp.zeros(b), jnp.zeros(b, jnp.int32)),
+                        state, jax.ShapeDtypeStruct(input_shape, jnp.float32)), model
+
+
+@pytest.mark.parametrize("size,mults,attention", [
+    (28, (1, 2, 2), (1,)), (32, (1, 2, 2, 2), (2,)), (7, (1, 2), (0, 1)), (16, (1,), ()), (9, (1, 1, 1), (2,)),
+    (64, (1, 1, 2, 2, 4), (3,)),
+])
+def test_output_shape_equals_input_shape(size, mults, attention):
+  build = lambda: UNet(3, channels=8, channel_mults=mults, num_res_blocks=2, attention_levels=attention,
+                       num_classes=4, rngs=nnx.Rngs(0))
+  out, _ = _output_shape(build, (2, size, size, 3))
+  assert out.shape == (2, size, size, 3) and out.dtype == jnp.float32
+
+
+def _small_unet(dtype=jnp.float32):
+  # The smoke config's U-Net (its compiled initializers are shared with the family tests).
+  m = _config("smoke").model
+  model = UNet(1, channels=m.channels, channel_mults=m.channel_mults, num_res_blocks=m.num_res_blocks,
+               attention_levels=m.attention_levels, num_classes=m.num_classes, dropout=m.dropout, dtype=dtype,
+               rngs=nnx.Rngs(0))
+  _randomize_zero_kernels(model)
+  return model
+
+
+def _runner(model):
+  graphdef, state = nnx.split(model)
+
+  @jax.jit
+  def run(x, t, label, key):
+    return nnx.merge(graphdef, state)(x, t, label, rngs=None if key is None else nnx.Rngs(dropout=key))
+
+  return run
+
+
+@pytest.fixture(scope="module")
+def small_f32():
+  return _runner(_small_unet())
+
+
+# One 7x7 input (an odd size: 7 -> 4 -> 7) at four (time, label) pairs.
+X = jnp.broadcast_to(jax.random.normal(jax.random.key(3), (1, 7, 7, 1)), (4, 7, 7, 1))
+T = jnp.array([10.0, 500.0, 10.0, 10.0])
+LABEL = jnp.array([0, 0, 1, 10])
+
+
+def test_time_and_class_condition_the_output(small_f32):
+  out = small_f32(X, T, LABEL, None)
+  assert out.shape == X.shape
+  assert not np.allclose(out[0], out[1], atol=1e-4)
+  assert not np.allclose(out[0], out[2], atol=1e-4)
+  # No label means the extra "no label" class (index num_classes = 10).
+  np.testing.assert_allclose(small_f32(X, T, None, None)[3], out[3], atol=1e-5)
+
+
+def test_dropout_only_with_rngs(small_f32):
+  np.testing.assert_array_equal(small_f32(X, T, LABEL, None), small_f32(X, T, LABEL, None))
+  a, b = small_f32(X, T, LABEL, jax.random.key(0)), small_f32(X, T, LABEL, jax.random.key(1))
+  assert not np.allclose(a, b)
+
+
+def test_bfloat16_compute_tracks_float32(small_f32):
+  # Same seed, same parameters; only the compute dtype differs.
+  out32 = small_f32(X, T, LABEL, None)
+  out16 = _runner(_small_unet(jnp.bfloat16))(X, T, LABEL, None)
+  assert out16.dtype == jnp.float32
+  assert float(jnp.abs(out32 - out16).max()) < 0.05 * float(jnp.abs(out32).max())
+  assert not np.array_equal(out32, out16)
+
+
+def test_sinusoidal_embedding_closed_form():
+  t = jnp.array([0.0, 1.0, 250.0])
+  emb = sinusoidal_embedding(t, 8)
+  freqs = 10_000.0 ** (-np.arange(4) / 4)
+  expected = np.concatenate([np.sin(np.outer(t, freqs)), np.cos(np.outer(t, freqs))], axis=1)
+  np.testing.assert_allclose(emb, expected, atol=1e-4)
+
+
+def test_attention_is_identity_at_init_and_mixes_positions_after():
+  attn = SelfAttention2d(8, num_heads=2, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(5), (2, 4, 4, 8))
+  np.testing.assert_allclose(attn(x), x)
+  attn.proj.kernel[...] = jax.random.normal(jax.random.key(6), attn.proj.kernel.shape)
+  # Changing one pixel changes the output at every other pixel.
+  y = x.at[:, 0, 0].add(1.0)
+  diff = jnp.abs(attn(y) - attn(x)).sum(-1)
+  assert bool(jnp.all(diff[:, 1:, :] > 0))
