@@ -66,20 +66,17 @@ def cmd_sample(args):
 
 def cmd_evaluate(args):
   from jgen.eval import suite
-  from jgen.train import checkpoint
 
-  config, family, state = checkpoint.restore_for_inference(args.workdir)
   metrics = tuple(m for m in args.metrics.split(",") if m)
-  result = suite.evaluate(config, family, state, metrics=metrics, num_samples=args.num_samples)
-  run_json = os.path.join(args.workdir, "run.json")
-  if os.path.exists(run_json):
-    with open(run_json) as f:
-      result = {"run": json.load(f), **result}
-  path = os.path.join(args.workdir, "eval.json")
-  with open(path, "w") as f:
-    json.dump(result, f, indent=2)
-  print(json.dumps(result, indent=2))
-  print(f"wrote {path}")
+  known = ("nll", "iwae", "fid", "pr")
+  unknown = [m for m in metrics if m not in known]
+  if unknown:
+    raise UserError(f"--metrics: unknown metric {', '.join(unknown)}; choose from {', '.join(known)}")
+  if args.num_samples <= 0:
+    raise UserError(f"--num-samples must be positive, got {args.num_samples}")
+  result = suite.evaluate_workdir(args.workdir, metrics=metrics, num_samples=args.num_samples)
+  print(json.dumps(result.get("metrics", result), indent=2))
+  print(f"wrote {os.path.join(args.workdir, 'eval.json')}")
 
 
 def cmd_results(args):
