@@ -35,8 +35,10 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   config.model.sampler = "ddim"
   config.model.sample_steps = 5 if smoke else 50
   config.model.ddim_eta = 0.0
-  # Eval estimates the bound from 100 stratified timesteps; `--set model.bound_timesteps=0` sums all T.
+  # Training-time evals estimate the bound from 100 stratified timesteps (unbiased, 10x cheaper).
   config.model.bound_timesteps = 4 if smoke else 100
+  # `jgen evaluate` (log_prob) sums all T terms of the bound.
+  config.model.log_prob_timesteps = 4 if smoke else 0
   config.model.compute_dtype = "float32" if smoke else "bfloat16"
 
   config.data = ml_collections.ConfigDict()

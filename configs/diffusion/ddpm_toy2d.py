@@ -29,6 +29,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   config.model.sample_steps = 50
   config.model.ddim_eta = 0.0
   config.model.bound_timesteps = 50 if smoke else 0
+  config.model.log_prob_timesteps = 50 if smoke else 0
   config.model.compute_dtype = "float32"
 
   config.data = ml_collections.ConfigDict()

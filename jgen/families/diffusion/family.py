@@ -5,9 +5,10 @@ Config (`config.model`): schedule ("linear" | "cosine"), num_steps (T), predicti
 ("eps" | "v"), variance ("small" | "large": the fixed reverse variance of DDPM
 sampling and of the bound), ema_decay, num_classes (0 = unconditional), p_uncond
 (label dropout that trains the unconditional branch for guidance), guidance,
-sampler ("ddim" | "ddpm"), sample_steps, ddim_eta, bound_timesteps (0 = all T
-terms, k = an unbiased k-term estimate), compute_dtype ("float32" | "bfloat16"),
-plus the network's own fields.
+sampler ("ddim" | "ddpm"), sample_steps, ddim_eta, bound_timesteps (the bound in
+`eval_step`: 0 = all T terms, k = an unbiased k-term estimate), log_prob_timesteps
+(the same for `log_prob`, which `jgen evaluate` reports; 0 by default),
+compute_dtype ("float32" | "bfloat16"), plus the network's own fields.
 
 Images are scaled from [0, 1] to [-1, 1] on their 8-bit grid (Ho et al.); samples come
 back in [0, 1]. Points (toy data) are modelled as they are.
@@ -97,7 +98,7 @@ class DDPM(LossFamily):
     out = model(xt, t * self.time_scale, label)
     err = (out - predictions.target(self.sched, self.prediction, x0, noise, t))**2
     metrics = {"loss": err.reshape(b, -1).mean(-1)}
-    nll = self._bound(model, x0, rng_bound, label)["total"]
+    nll = self._bound(model, x0, rng_bound, label, self.config.model.get("bound_timesteps", 0))["total"]
     metrics["nll"] = nll
     if self.images:
       metrics["bits_per_dim"] = nll / (math.prod(x0.shape[1:]) * math.log(2.0))
@@ -106,7 +107,8 @@ class DDPM(LossFamily):
   def log_prob(self, state, x, rng=None):
     """A lower bound on log p(x) in nats (a mass on the 8-bit grid for images), EMA weights."""
     rng = jax.random.key(0) if rng is None else rng
-    return -self._bound(self.ema_model(state), self.to_model_space(x), rng, None)["total"]
+    k = self.config.model.get("log_prob_timesteps", 0)
+    return -self._bound(self.ema_model(state), self.to_model_space(x), rng, None, k)["total"]
 
   def sample(self, state, rng, n, label=None, guidance=None, sampler=None, steps=None, eta=None):
     """`n` samples from the EMA model (images in [0, 1]). With `label` (int or int [n]) the
@@ -172,10 +174,9 @@ class DDPM(LossFamily):
       return batch["label"].astype(jnp.int32)
     return None
 
-  def _bound(self, model, x0, rng, label):
+  def _bound(self, model, x0, rng, label, num_timesteps):
     return bound.variational_bound(
-        self.predictor(model, label), self.sched, x0, rng,
-        num_timesteps=self.config.model.get("bound_timesteps", 0), variance=self.variance,
+        self.predictor(model, label), self.sched, x0, rng, num_timesteps=num_timesteps, variance=self.variance,
         decoder="discretized" if self.images else "gaussian")
 
 
@@ -185,6 +186,7 @@ class DDPMUNet(DDPM):
 
   images = True
   main_metric = "bits_per_dim"
+  likelihood_space = "discrete_8bit"
 
   def make_model(self, rngs, batch):
     m = self.config.model
@@ -199,6 +201,7 @@ class DDPMMLP(DDPM):
   """DDPM on low-dimensional points (2-D toy data) with an MLP denoiser."""
 
   main_metric = "loss"
+  likelihood_space = "continuous"
 
   def make_model(self, rngs, batch):
     m = self.config.model
