@@ -107,7 +107,7 @@ def expected_log_det_precision(post):
   return jnp.sum(digamma(0.5 * (post.dof[:, None] - i)), axis=1) + dim * math.log(2.0) + log_det_w
 
 
-def _quad(post, chol, d):
+def _quad(chol, d):
   """(d_k)^T W_k d_k for d [..., K, D] via the Cholesky factors of W_k^{-1}."""
   y = jax.vmap(lambda c, v: jax.scipy.linalg.solve_triangular(c, v.T, lower=True).T, in_axes=(0, -2), out_axes=-2)(chol, d)
   return jnp.sum(jnp.square(y), axis=-1)
@@ -117,7 +117,7 @@ def e_step(post, x):
   """Responsibilities [N, K] and the unnormalised log rho [N, K]."""
   dim = x.shape[1]
   chol = _scale_cholesky(post)
-  maha = dim / post.mean_precision + post.dof * _quad(post, chol, x[:, None, :] - post.means[None])
+  maha = dim / post.mean_precision + post.dof * _quad(chol, x[:, None, :] - post.means[None])
   log_rho = (expected_log_weights(post) + 0.5 * expected_log_det_precision(post)
              - 0.5 * dim * math.log(2 * math.pi) - 0.5 * maha)
   return jax.nn.softmax(log_rho, axis=1), log_rho
@@ -142,7 +142,7 @@ def elbo(prior, post, x, resp, reg_covar=0.0):
 
   # E[log p(X | Z, mu, Lambda)]
   fit = 0.5 * jnp.sum(nk * (log_lam - dim / beta - nu * jnp.einsum("kde,ked->k", s, w)
-                             - nu * _quad(post, chol, xbar - post.means) - dim * math.log(2 * math.pi)))
+                             - nu * _quad(chol, xbar - post.means) - dim * math.log(2 * math.pi)))
   # E[log p(Z | pi)] - E[log q(Z)]
   assign = jnp.sum(nk * log_pi) - jnp.sum(jnp.where(resp > 0, resp * jnp.log(jnp.where(resp > 0, resp, 1.0)), 0.0))
   # E[log p(pi)] - E[log q(pi)]
@@ -162,7 +162,7 @@ def elbo(prior, post, x, resp, reg_covar=0.0):
   b0, nu0 = prior.mean_precision, prior.dof
   prior_chol = jnp.linalg.cholesky(prior.covariance)
   p_mu_lam = (0.5 * jnp.sum(dim * jnp.log(b0 / (2 * math.pi)) + log_lam - dim * b0 / beta
-                            - b0 * nu * _quad(post, chol, post.means - prior.mean))
+                            - b0 * nu * _quad(chol, post.means - prior.mean))
               + k * _log_wishart_norm(prior_chol, nu0, dim) + 0.5 * (nu0 - dim - 1.0) * jnp.sum(log_lam)
               - 0.5 * jnp.sum(nu * jnp.einsum("de,ked->k", prior.covariance, w)))
   # E[log q(mu, Lambda)]
