@@ -24,12 +24,21 @@ def configs_by_model() -> dict[str, list[str]]:
       tree = ast.parse(path.read_text())
     except SyntaxError:
       continue
-    for node in ast.walk(tree):
-      if isinstance(node, ast.keyword) and node.arg == "name" and isinstance(node.value, ast.Constant):
-        if node.value.value in registry.models():
-          found[node.value.value].append(str(path.relative_to(root.parent)))
-          break
+    for name in _model_names(tree):
+      if name in registry.models():
+        found[name].append(str(path.relative_to(root.parent)))
+        break
   return found
+
+
+def _model_names(tree):
+  """String values given to a `name` field: `dict(name="...")` or `config.model.name = "..."`."""
+  for node in ast.walk(tree):
+    if isinstance(node, ast.keyword) and node.arg == "name" and isinstance(node.value, ast.Constant):
+      yield node.value.value
+    elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+          and any(isinstance(t, ast.Attribute) and t.attr == "name" for t in node.targets)):
+      yield node.value.value
 
 
 def taxonomy_table() -> str:

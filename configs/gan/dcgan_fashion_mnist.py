@@ -12,7 +12,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.data = dict(name="fashion_mnist", batch_size=64, eval_batch_size=1000, source_dir="")
   adam = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, grad_clip=0.0, warmup_steps=0, decay="constant", decay_steps=0)
   c.optim = dict(gen=dict(adam), disc=dict(adam))
-  c.train = dict(steps=3000, seed=0, log_every=100, eval_every=1000, eval_batches=2, ckpt_every=500, keep=3,
+  c.train = dict(steps=6000, seed=0, log_every=100, eval_every=1000, eval_batches=2, ckpt_every=500, keep=3,
                  sample_num=64)
   c.mesh = dict(data=-1, fsdp=1)
   if arg == "smoke":
