@@ -1,0 +1,87 @@
+"""The shipped FID-FMNIST classifier on the real Fashion-MNIST test set, and its family and config."""
+
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jgen import registry
+from jgen.data.builders import read_fashion_mnist
+from jgen.eval import features, frechet
+
+CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "configs", "eval", "fmnist_classifier.py")
+
+
+def _get_config(arg):
+  spec = importlib.util.spec_from_file_location("fmnist_classifier_config", CONFIG_PATH)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+  images, labels = read_fashion_mnist("test")
+  return images.astype(np.float32) / 255.0, labels.astype(np.int32)
+
+
+def test_shipped_classifier_reaches_93_percent_on_the_real_test_set(test_set):
+  x, y = test_set
+  assert len(x) == 10000
+  net = features.load_feature_network()
+  accuracy = float((net.logits(x).argmax(1) == y).mean())
+  assert accuracy >= 0.93, accuracy
+  assert os.path.getsize(features.ASSET_PATH) < 1_000_000
+
+
+def test_features_are_per_image_and_separate_real_from_corrupted(test_set):
+  x, _ = test_set
+  net = features.load_feature_network()
+  f = net(x[:1200])
+  assert f.shape == (1200, net.feature_dim) and f.dtype == np.float32
+  # batch statistics are frozen: an image's features do not depend on its batch-mates
+  np.testing.assert_allclose(net(x[700:703]), f[700:703], rtol=1e-5, atol=1e-5)
+  assert frechet.frechet_distance_of_features(f, f) < 1e-6
+  halves = frechet.frechet_distance_of_features(f[:600], f[600:])
+  noisy = net(np.clip(x[600:1200] + 0.3 * np.random.default_rng(0).normal(size=x[600:1200].shape), 0, 1))
+  assert halves < frechet.frechet_distance_of_features(f[:600], noisy) / 5
+
+
+def test_family_contract_and_export_round_trip(tmp_path, test_set):
+  x, y = test_set
+  config = _get_config("smoke")
+  entry = registry.lookup(config.model.name)
+  assert entry.family == "feature network"
+  family = entry.cls(config)
+  batch = {"x": jnp.asarray(x[:32]), "label": jnp.asarray(y[:32])}
+  state = family.init(jax.random.key(0), batch)
+  step = jax.jit(family.train_step)
+  losses = []
+  for i in range(8):  # one batch again and again: the loss must fall
+    state, metrics = step(state, batch, jax.random.key(i))
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < losses[0]
+  ev = family.eval_step(state, batch, jax.random.key(0))
+  assert ev["accuracy"].shape == (32,) and ev["loss"].shape == (32,)
+  logits = family.model(state)(batch["x"])
+  np.testing.assert_allclose(ev["loss"], -jax.nn.log_softmax(logits)[jnp.arange(32), batch["label"]], rtol=1e-5)
+  with pytest.raises(NotImplementedError, match="not a generative model"):
+    family.sample(state, jax.random.key(0), 4)
+  with pytest.raises(NotImplementedError, match="not a generative model"):
+    family.log_prob(state, batch["x"])
+  path = features.export_feature_network(state, config.model, str(tmp_path / "net.npz"))
+  net = features.load_feature_network_from(path, batch_size=16)
+  np.testing.assert_allclose(net(x[:40]), family.features(state, jnp.asarray(x[:40])), rtol=1e-5, atol=1e-6)
+
+
+def test_config_variants():
+  full, smoke, polish = _get_config("full"), _get_config("smoke"), _get_config("polish")
+  assert full.model.name == smoke.model.name == polish.model.name == "classifier.fmnist"
+  assert full.model.augment and not polish.model.augment and polish.model.dropout == 0.0
+  assert full.data.name == "fashion_mnist" and isinstance(full.optim.lr, float)
+  assert smoke.train.steps < full.train.steps
+  with pytest.raises(ValueError):
+    _get_config("medium")
