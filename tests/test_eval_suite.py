@@ -134,3 +134,27 @@ def test_results_table_collects_runs_in_taxonomy_order(tmp_path):
   assert "| family | model | dataset | bits/dim |" in text
   assert "| VAE | vae.conv | fashion_mnist | <= 4.123 |" in text
   assert "not Inception FID" in text
+
+
+def test_reference_rows_order_floor_below_corruptions():
+  from jgen.eval import reference
+
+  rng = np.random.default_rng(2)
+  # smooth random "images": a low-resolution pattern upsampled, so blur and noise change them
+  def images(n):
+    return np.kron(rng.uniform(size=(n, 7, 7, 1)), np.ones((1, 4, 4, 1))).astype(np.float32)
+
+  test_x, train_x = images(300), images(600)
+  train_labels = np.repeat(np.arange(2), 300)
+  def texture_features(x):  # band means and band edge energy: noise raises the energy, blur lowers it
+    x = np.asarray(x)[..., 0]
+    edges = np.abs(np.diff(x, axis=2)).reshape(len(x), 14, -1).mean(-1)
+    return np.concatenate([x.reshape(len(x), 14, -1).mean(-1), 10 * edges], 1)
+
+  rows = {r["name"]: r for r in reference.reference_rows(200, texture_features, (test_x, train_x, train_labels))}
+  assert len(rows) == 6 and all(r["n"] == 200 for r in rows.values())
+  floor = rows["train subset (floor)"]["fid_fmnist"]
+  assert floor < rows["test + noise sd 0.2"]["fid_fmnist"]
+  assert rows["test + noise sd 0.05"]["fid_fmnist"] < rows["test + noise sd 0.2"]["fid_fmnist"]
+  assert rows["test blurred (sd 1 px)"]["fid_fmnist"] < rows["test blurred (sd 2 px)"]["fid_fmnist"]
+  assert "| train subset (floor) | 200 |" in reference.format_rows(list(rows.values()))
