@@ -3,8 +3,8 @@
 Parameters are (weights [K], means [K, D], covariances): [K, D, D] for "full",
 [K, D] for "diag", [K] for "spherical". The E-step works through the upper
 Cholesky factor of each precision, so the Mahalanobis distances of all
-components come from one [N, D] x [D, K*D] matrix product; the M-step gets
-all covariances from one weighted second-moment product. Covariances get
+components come from one [B, D] x [D, K*D] matrix product per block of rows,
+and the same pass accumulates the weighted sums the M-step needs. Covariances get
 `reg_covar` added to their diagonal, which keeps collapsing components finite.
 """
 
@@ -77,26 +77,65 @@ def e_step(params, x):
   return jnp.mean(norm), jnp.exp(joint - norm[:, None])
 
 
-def m_step(x, resp, cov_type, reg_covar=1e-6):
-  """Maximum-likelihood weights, means and covariances given responsibilities."""
-  dim = x.shape[1]
+def _weighted_stats(x, resp, cov_type):
+  """(N_k, sum_n r_nk x_n, second moments): sum r x x^T [K, D, D] for "full", sum r x^2 [K, D] otherwise."""
+  second = jnp.einsum("nk,nd,ne->kde", resp, x, x) if cov_type == "full" else resp.T @ jnp.square(x)
+  return jnp.sum(resp, axis=0), resp.T @ x, second
+
+
+def sufficient_statistics(params, x, block_size=1024):
+  """E-step and M-step statistics in one pass over x, block by block.
+
+  Each block's responsibilities and outer products stay in cache instead of
+  [N, K, D] arrays going through memory. Returns (sum of log p(x_n), stats).
+  """
+  n, dim = x.shape
+  blocks = -(-n // block_size)
+  pad = blocks * block_size - n
+  xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(blocks, block_size, dim)
+  mask = (jnp.arange(blocks * block_size) < n).astype(x.dtype).reshape(blocks, block_size)
+  cov_type = covariance_type(params)
+
+  def body(acc, block):
+    xc, m = block
+    joint = joint_log_probs(params, xc)
+    norm = jax.nn.logsumexp(joint, axis=1)
+    resp = jnp.exp(joint - norm[:, None]) * m[:, None]
+    ll, stats = acc
+    new = _weighted_stats(xc, resp, cov_type)
+    return (ll + jnp.sum(norm * m), jax.tree.map(jnp.add, stats, new)), None
+
+  zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: _weighted_stats(xb[0], joint_log_probs(params, xb[0]),
+                                                                                cov_type)))
+  (ll, stats), _ = jax.lax.scan(body, (jnp.zeros((), x.dtype), zeros), (xb, mask))
+  return ll, stats
+
+
+def m_step_from_stats(stats, cov_type, reg_covar=1e-6):
+  """Maximum-likelihood weights, means and covariances from weighted sums."""
+  nk, sum_x, second = stats
+  dim = sum_x.shape[1]
   # A tiny floor keeps an empty component's mean finite.
-  nk = jnp.sum(resp, axis=0) + 10 * jnp.finfo(resp.dtype).eps
-  means = (resp.T @ x) / nk[:, None]
+  nk = nk + 10 * jnp.finfo(nk.dtype).eps
+  means = sum_x / nk[:, None]
   if cov_type == "full":
-    second = jnp.einsum("nk,nd,ne->kde", resp, x, x) / nk[:, None, None]
-    cov = second - means[:, :, None] * means[:, None, :]
-    cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2)) + reg_covar * jnp.eye(dim, dtype=x.dtype)
+    cov = second / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+    cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2)) + reg_covar * jnp.eye(dim, dtype=means.dtype)
   else:
-    var = (resp.T @ jnp.square(x)) / nk[:, None] - jnp.square(means) + reg_covar
+    var = second / nk[:, None] - jnp.square(means) + reg_covar
     cov = var if cov_type == "diag" else jnp.mean(var, axis=1)
   return GMMParams(nk / jnp.sum(nk), means, cov)
 
 
-def em_step(params, x, reg_covar=1e-6):
+def m_step(x, resp, cov_type, reg_covar=1e-6):
+  """Maximum-likelihood weights, means and covariances given responsibilities [N, K]."""
+  return m_step_from_stats(_weighted_stats(x, resp, cov_type), cov_type, reg_covar)
+
+
+def em_step(params, x, reg_covar=1e-6, block_size=1024):
   """One EM iteration; returns the new parameters and the mean log-likelihood of the old ones."""
-  ll, resp = e_step(params, x)
-  return m_step(x, resp, covariance_type(params), reg_covar), ll
+  ll, stats = sufficient_statistics(params, x, block_size)
+  return m_step_from_stats(stats, covariance_type(params), reg_covar), ll / x.shape[0]
 
 
 def predict(params, x):
