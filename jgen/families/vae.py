@@ -48,6 +48,8 @@ def binarize(rng, x):
 class VAE(LossFamily):
   main_metric = "nll"
   log_prob_kind = "lower_bound"
+  log_prob_num_samples = 1  # the ELBO is estimated with one posterior draw per image
+  likelihood_space = "binary"
 
   def make_model(self, rngs, batch):
     m = self.config.model
