@@ -22,6 +22,7 @@ import numpy as np
 from jgen import config as config_lib
 from jgen import registry
 from jgen.data import pipeline, sources
+from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
 from jgen.train import checkpoint, sharding
 from jgen.train.metrics import MetricWriter
@@ -133,6 +134,9 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
   runner = Runner(config, devices)
   is_main = jax.process_index() == 0
   train_source = sources.load(config.data.name, "train", **runner.data_kwargs)
+  if config.data.get("outlier_fraction", 0.0) > 0.0:
+    train_source = WithOutliers(train_source, config.data.outlier_fraction, config.data.get("outlier_scale", 10.0),
+                                seed=config.train.get("seed", 0))
   info = sources.info(config.data.name)
   train_it = pipeline.train_iterator(train_source, batch_size=runner.batch_size,
                                      seed=config.train.get("seed", 0), process_index=jax.process_index(),
