@@ -23,7 +23,7 @@ def get_config(arg="full"):
   config.data.name = "toy2d_moons"
   config.data.outlier_fraction = 0.05
   config.data.outlier_scale = 10.0
-  config.data.batch_size = 512 if smoke else 10000  # classical fits see the whole training set per step
+  config.data.batch_size = 4096 if smoke else 10000  # classical fits see the whole training set per step
   config.data.eval_batch_size = 512 if smoke else 10000
 
   # EM needs no optimizer; the block is kept so every config has the same shape.
@@ -38,11 +38,11 @@ def get_config(arg="full"):
   config.optim.decay_steps = 0
 
   config.train = ml_collections.ConfigDict()
-  config.train.steps = 3 if smoke else 50  # EM iterations
+  config.train.steps = 8 if smoke else 50  # EM iterations
   config.train.seed = 0
   config.train.log_every = 1
-  config.train.eval_every = 3 if smoke else 25
-  config.train.ckpt_every = 3 if smoke else 25
+  config.train.eval_every = 8 if smoke else 25
+  config.train.ckpt_every = 8 if smoke else 25
   config.train.keep = 2
   config.train.sample_num = 512 if smoke else 2000
 
