@@ -47,6 +47,8 @@ def cmd_train(args):
 def cmd_sample(args):
   import jax
 
+  from jgen import config as config_lib
+
   from jgen.eval import plots
   from jgen.train import checkpoint
 
@@ -55,8 +57,17 @@ def cmd_sample(args):
   out_dir = os.path.dirname(os.path.abspath(args.out))
   if not os.path.isdir(out_dir):
     raise UserError(f"cannot write {args.out!r}: directory {out_dir!r} does not exist")
+  cond = {}
+  for item in args.kw or []:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+      raise UserError(f"--kw {item!r} is not of the form key=value (e.g. --kw label=3 --kw guidance=2.0)")
+    cond[key] = config_lib._parse_value(text)
   config, family, state = checkpoint.restore_for_inference(args.workdir)
-  x = jax.device_get(jax.jit(lambda s, r: family.sample(s, r, args.num))(state, jax.random.key(args.seed)))
+  try:
+    x = jax.device_get(jax.jit(lambda s, r: family.sample(s, r, args.num, **cond))(state, jax.random.key(args.seed)))
+  except (TypeError, ValueError) as e:
+    raise UserError(f"{config.model.name} cannot sample with {cond}: {e}") from None
   if x.ndim == 4:
     plots.save_image_grid(x.clip(0.0, 1.0), args.out, title=f"{config.model.name} samples")
   else:
@@ -122,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--num", type=int, default=64)
   p.add_argument("--out", required=True)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--kw", action="append", metavar="KEY=VALUE",
+                 help="passed to the family's sample, e.g. --kw label=3 --kw guidance=2.0 --kw steps=50")
   p.set_defaults(fn=cmd_sample)
 
   p = sub.add_parser("evaluate", help="evaluate a trained run on its test split; writes eval.json")

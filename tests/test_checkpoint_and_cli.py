@@ -40,6 +40,7 @@ def test_sample_and_list_commands(tmp_path, capsys):
   assert cli.main(["sample", "--workdir", workdir, "--num", "9", "--out", out]) == 0
   with open(out, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  assert cli.main(["sample", "--workdir", workdir, "--num", "4", "--out", out, "--kw", "label"]) == 2
   assert cli.main(["list"]) == 0
   table = capsys.readouterr().out
   assert "vae.conv" in table and "configs/vae/conv_digits.py" in table
