@@ -17,7 +17,8 @@ import ml_collections
 
 from jgen.errors import UserError
 
-REQUIRED_BLOCKS = ("model", "data", "optim", "train")
+# `optim` is required only by families trained by gradients (they read config.optim).
+REQUIRED_BLOCKS = ("model", "data", "train")
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:

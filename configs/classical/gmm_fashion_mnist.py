@@ -28,16 +28,7 @@ def get_config(arg="full"):
   config.data.batch_size = 1024 if smoke else 60000  # classical fits see the whole training set per step
   config.data.eval_batch_size = 256 if smoke else 10000
 
-  # EM needs no optimizer; the block is kept so every config has the same shape.
-  config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"
-  config.optim.lr = 0.0
-  config.optim.b1 = 0.9
-  config.optim.b2 = 0.999
-  config.optim.grad_clip = 0.0
-  config.optim.warmup_steps = 0
-  config.optim.decay = "constant"
-  config.optim.decay_steps = 0
+  # EM and variational updates need no optimizer, so there is no optim block.
 
   config.train = ml_collections.ConfigDict()
   config.train.steps = 6 if smoke else 100  # EM iterations
