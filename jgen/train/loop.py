@@ -104,9 +104,13 @@ class Runner:
                         out_shardings=self.replicated)
     return batch
 
-  def sample(self, state, rng, n, **cond):
-    fn = jax.jit(functools.partial(self.family.sample, n=n, **cond), out_shardings=self.replicated)
-    return np.asarray(fn(state, rng))
+  @functools.cache
+  def _sample_fn(self, n: int):
+    return jax.jit(functools.partial(self.family.sample, n=n), out_shardings=self.replicated)
+
+  def sample(self, state, rng, n):
+    """`n` samples, gathered to the host (the jitted sampler is compiled once per `n`)."""
+    return np.asarray(self._sample_fn(n)(state, rng))
 
   def evaluate(self, state, split="test", max_batches=-1) -> dict:
     """Means of the family's per-example eval metrics over a split (or its first batches)."""
@@ -230,7 +234,7 @@ def write_run_summary(workdir, runner: Runner, state, train_seconds: float) -> N
       "model": runner.config.model.name,
       "family": runner.family.family,
       "dataset": runner.config.data.name,
-      "steps": int(state.step) if hasattr(state, "step") else None,
+      "steps": int(state.step),
       "train_seconds": round(train_seconds, 2),
       "device": f"{len(jax.devices())}x {device.device_kind}",
       "parameters": int(runner.family.num_params(state)),
