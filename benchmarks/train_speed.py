@@ -17,8 +17,8 @@ from jgen.data import sources
 from jgen.train import loop
 
 
-def bench(spec: str, steps: int) -> dict:
-  config = config_lib.load(spec)
+def bench(spec: str, steps: int, overrides=()) -> dict:
+  config = config_lib.load(spec, overrides)
   runner = loop.Runner(config)
   info = sources.info(config.data.name)
   shape = (runner.batch_size, *info["shape"])
@@ -44,11 +44,13 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("configs", nargs="+")
   parser.add_argument("--steps", type=int, default=50)
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="config override applied to every config, as in `jgen train --set`")
   args = parser.parse_args()
   print(f"devices: {len(jax.devices())}x {jax.devices()[0].device_kind}")
   print(f"{'config':55s} {'batch':>5s} {'compile s':>9s} {'steps/s':>8s} {'examples/s':>10s}")
   for spec in args.configs:
-    r = bench(spec, args.steps)
+    r = bench(spec, args.steps, args.set)
     print(f"{r['config']:55s} {r['batch']:5d} {r['compile_s']:9.2f} {r['steps_per_s']:8.2f} {r['examples_per_s']:10.0f}")
 
 

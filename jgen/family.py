@@ -61,8 +61,12 @@ class Family(abc.ABC):
   def sample(self, state: TrainState, rng: jax.Array, n: int, **cond) -> jax.Array:
     """Draws `n` samples in data space (images in [0, 1])."""
 
-  def log_prob(self, state: TrainState, x: jax.Array) -> jax.Array:
-    """Log-likelihood in nats per example, shape [B] (exact or a bound; see `log_prob_kind`)."""
+  def log_prob(self, state: TrainState, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
+    """Log-likelihood in nats per example, shape [B] (exact or a bound; see `log_prob_kind`).
+
+    A stochastic bound draws its noise from `rng`; callers pass a fresh key per batch, since
+    reusing one key makes every batch see the same noise and the split mean no better than one batch's.
+    """
     raise NotImplementedError(f"{type(self).__name__} has no likelihood")
 
   # "exact", "lower_bound", or None where the family has no likelihood.

@@ -18,7 +18,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.model = ml_collections.ConfigDict(dict(
       name="classifier.fmnist", channels=(32, 64, 64), convs_per_stage=1, feature_dim=128,
-      num_classes=10, dropout=0.3, augment=True))
+      num_classes=10, dropout=0.3, augment=True, max_shift=2))
   config.data = ml_collections.ConfigDict(dict(name="fashion_mnist", batch_size=128, eval_batch_size=1000))
   steps = 3500
   config.optim = ml_collections.ConfigDict(dict(

@@ -72,18 +72,22 @@ def _batches(x, batch_size):
     yield x[start:start + batch_size]
 
 
-def _padded_call(fn, x, batch_size):
-  """fn over fixed-size batches (the last one padded), so one compilation serves the whole split."""
+def _padded_call(fn, x, batch_size, rng=None):
+  """fn over fixed-size batches (the last one padded), so one compilation serves the whole split.
+
+  With `rng`, batch i is called as fn(batch, fold_in(rng, i)): each batch gets its own noise.
+  """
   out = []
-  for chunk in _batches(x, batch_size):
+  for i, chunk in enumerate(_batches(x, batch_size)):
     n = len(chunk)
     if n < batch_size:
       chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
-    out.append(np.asarray(fn(jnp.asarray(chunk)))[:n])
+    args = (jnp.asarray(chunk),) if rng is None else (jnp.asarray(chunk), jax.random.fold_in(rng, i))
+    out.append(np.asarray(fn(*args))[:n])
   return np.concatenate(out)
 
 
-def nll_metrics(family, state, config, x, batch_size: int = 500) -> dict:
+def nll_metrics(family, state, config, x, batch_size: int = 500, seed: int = 0) -> dict:
   """Likelihood records (nats, bits/dim) of `family.log_prob` on images/points `x`, with conventions."""
   space = likelihood_space(family, config, x.shape)
   if space == "continuous_unit":
@@ -91,7 +95,7 @@ def nll_metrics(family, state, config, x, batch_size: int = 500) -> dict:
   elif space == "binary":
     x = np.asarray(likelihood.binarize(x))
   log_prob = jax.jit(family.log_prob)
-  nll = -_padded_call(functools.partial(log_prob, state), x, batch_size)
+  nll = -_padded_call(functools.partial(log_prob, state), x, batch_size, rng=jax.random.key(seed))
   kind = "lower_bound" if family.log_prob_kind == "lower_bound" else family.log_prob_kind
   return likelihood.report(nll, x.shape, space, kind, getattr(family, "log_prob_num_samples", None))
 

@@ -88,7 +88,7 @@ class FeatureClassifierFamily(LossFamily):
     aug_key, drop_key = jax.random.split(rng)
     x = batch["x"]
     if self.config.model.get("augment", True):
-      x = augment(x, aug_key)
+      x = augment(x, aug_key, self.config.model.get("max_shift", 2))
     logits = model(x, drop_key)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
     accuracy = (logits.argmax(-1) == batch["label"]).mean()
@@ -107,6 +107,6 @@ class FeatureClassifierFamily(LossFamily):
     raise NotImplementedError("classifier.fmnist is the FID-FMNIST feature network, not a generative model: "
                               "it has no sample(); train it for jgen.eval.features, not to draw images")
 
-  def log_prob(self, state, x):
+  def log_prob(self, state, x, rng=None):
     raise NotImplementedError("classifier.fmnist is the FID-FMNIST feature network, not a generative model: "
                               "it has no log_prob(); its eval_step reports accuracy and loss")

@@ -25,7 +25,7 @@ class _LinearGaussian(ClassicalFamily):
   def params(self, state):
     return self.params_type(**state.params)
 
-  def log_prob(self, state, x):
+  def log_prob(self, state, x, rng=None):
     return self.module.log_prob(self.params(state), self.flatten(x))
 
   def sample(self, state, rng, n, **cond):

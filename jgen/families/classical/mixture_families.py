@@ -46,7 +46,7 @@ class GaussianMixture(ClassicalFamily):
     # The log-likelihood is that of the parameters before this update (the E-step's).
     return new_state, {"loss": -best, **self.likelihood_metrics(-best, x.shape[1])}
 
-  def log_prob(self, state, x):
+  def log_prob(self, state, x, rng=None):
     return gmm.log_prob(self.params(state), self.flatten(x))
 
   def sample(self, state, rng, n, **cond):
@@ -107,7 +107,7 @@ class BayesianGaussianMixture(ClassicalFamily):
   def weights(self, state):
     return bgmm.expected_weights(self.posterior(state))
 
-  def log_prob(self, state, x):
+  def log_prob(self, state, x, rng=None):
     return bgmm.log_prob(self.posterior(state), self.flatten(x))
 
   def sample(self, state, rng, n, **cond):
