@@ -85,7 +85,10 @@ def cmd_evaluate(args):
     raise UserError(f"--metrics: unknown metric {', '.join(unknown)}; choose from {', '.join(known)}")
   if args.num_samples <= 0:
     raise UserError(f"--num-samples must be positive, got {args.num_samples}")
-  result = suite.evaluate_workdir(args.workdir, metrics=metrics, num_samples=args.num_samples)
+  if args.num_examples is not None and args.num_examples <= 0:
+    raise UserError(f"--num-examples must be positive, got {args.num_examples}")
+  result = suite.evaluate_workdir(args.workdir, metrics=metrics, num_samples=args.num_samples,
+                                  num_examples=args.num_examples)
   print(json.dumps(result.get("metrics", result), indent=2))
   print(f"wrote {os.path.join(args.workdir, 'eval.json')}")
 
@@ -141,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--workdir", required=True)
   p.add_argument("--metrics", default="nll,fid,pr")
   p.add_argument("--num-samples", type=int, default=10000)
+  p.add_argument("--num-examples", type=int, default=None,
+                 help="likelihoods on the first N examples of the test split (default: all of it)")
   p.set_defaults(fn=cmd_evaluate)
 
   p = sub.add_parser("results", help="collect runs' eval.json into a markdown results table")

@@ -115,6 +115,18 @@ def test_stochastic_bound_draws_fresh_noise_for_every_batch():
   assert abs(gaps.mean() - np.sqrt(2 / np.pi)) < 0.05
 
 
+def test_likelihood_on_the_first_examples_is_marked_in_the_table():
+  fam = StandardNormal2d(_config("toy.normal", "toy2d_moons"))
+  state = fam.init(None, None)
+  x = np.random.default_rng(3).normal(size=(130, 2)).astype(np.float32)
+  out = suite.evaluate(fam.config, fam, state, data=(x, np.zeros(130, np.int32)), num_examples=30)
+  assert np.isclose(out["metrics"]["nll"]["value"], -jax.scipy.stats.norm.logpdf(x[:30]).sum(-1).mean(), rtol=1e-6)
+  assert out["likelihood_examples"] == 30
+  assert results.row_from_eval(out)["nats"].endswith("(first 30)")
+  whole = suite.evaluate(fam.config, fam, state, data=(x, np.zeros(130, np.int32)))
+  assert "likelihood_examples" not in whole and "first" not in results.row_from_eval(whole)["nats"]
+
+
 def test_default_likelihood_spaces():
   cfg = _config("m", "fashion_mnist")
   images, points = (4, 28, 28, 1), (4, 2)

@@ -25,21 +25,25 @@ def _read_json(path: str) -> dict | None:
     return None
 
 
-def _likelihood_cell(metrics: dict, key: str) -> str:
-  """The best reported value of a likelihood (IWAE if present, else the family's own) with its kind mark."""
+def _likelihood_cell(metrics: dict, key: str, subset: int | None = None) -> str:
+  """The best reported value of a likelihood (IWAE if present, else the family's own) with its kind mark,
+  and the number of test examples when only a subset of the split was scored."""
   for name in (f"{key}_iwae", key):
     rec = metrics.get(name)
     if rec and rec.get("value") is not None and math.isfinite(rec["value"]):
       samples = f" (K={rec['num_samples']})" if rec.get("kind") == "importance_weighted" else ""
-      return f"{KIND_MARK.get(rec.get('kind'), '')}{rec['value']:.3f}{samples}"
+      examples = f" (first {subset:,})" if subset else ""
+      return f"{KIND_MARK.get(rec.get('kind'), '')}{rec['value']:.3f}{samples}{examples}"
   return ""
 
 
-def _value_cell(metrics: dict, key: str, fmt: str) -> str:
+def _value_cell(metrics: dict, key: str, fmt: str, full_n: int | None = None) -> str:
+  """The value; with `full_n`, a sample count below it is shown (FID is biased upwards at small n)."""
   rec = metrics.get(key)
   if not rec or rec.get("value") is None:
     return ""
-  return format(rec["value"], fmt)
+  n = rec.get("num_samples")
+  return format(rec["value"], fmt) + (f" (n={n:,})" if full_n and n and n < full_n else "")
 
 
 def _duration(seconds) -> str:
@@ -63,9 +67,9 @@ def row_from_eval(ev: dict, run: dict | None = None, run_name: str = "") -> dict
       "family": ev.get("family", run.get("family", "")),
       "model": ev.get("model", run.get("model", "")),
       "dataset": ev.get("dataset", run.get("dataset", "")),
-      "bits/dim": _likelihood_cell(m, "bits_per_dim"),
-      "nats": _likelihood_cell(m, "nll"),
-      "FID-FMNIST": _value_cell(m, "fid_fmnist", ".2f"),
+      "bits/dim": _likelihood_cell(m, "bits_per_dim", ev.get("likelihood_examples")),
+      "nats": _likelihood_cell(m, "nll", ev.get("likelihood_examples")),
+      "FID-FMNIST": _value_cell(m, "fid_fmnist", ".2f", full_n=10_000),
       "precision": _value_cell(m, "precision", ".3f"),
       "recall": _value_cell(m, "recall", ".3f"),
       "parameters": f"{params:,}" if isinstance(params, int) else "",

@@ -156,11 +156,12 @@ def _samples_images(family, x_shape) -> bool:
 
 
 def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: int = 10000, split: str = "test",
-             *, data=None, iwae_samples: int = 5000, feature_network=None) -> dict:
+             *, data=None, iwae_samples: int = 5000, feature_network=None, num_examples: int | None = None) -> dict:
   """The metrics of `metrics` that apply to this family, on `split` of `config.data.name`.
 
   `data` (x, labels) replaces reading the split (tests, benchmarks). Likelihoods
-  use the whole split; sample metrics compare `num_samples` samples with the
+  use the whole split, or its first `num_examples` (for models whose bound is costly);
+  sample metrics compare `num_samples` samples with the
   first `num_samples` examples of the split. Metrics that do not apply are
   listed under "skipped" with the reason.
   """
@@ -174,18 +175,21 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
             "parameters": int(family.num_params(state)), "device": f"{jax.device_count()}x {device.device_kind}",
             "metrics": {}, "seconds": {}, "skipped": {}}
   batch_size = int(config.data.get("eval_batch_size", 500))
+  x_lik = x if num_examples is None else x[:num_examples]
+  if len(x_lik) < len(x) and ("nll" in metrics or "iwae" in metrics):
+    result["likelihood_examples"] = len(x_lik)  # only a subset of the split
 
   if "nll" in metrics:
     if _has_log_prob(family):
       t0 = time.perf_counter()
-      result["metrics"].update(nll_metrics(family, state, config, x, batch_size))
+      result["metrics"].update(nll_metrics(family, state, config, x_lik, batch_size))
       result["seconds"]["nll"] = time.perf_counter() - t0
     else:
       result["skipped"]["nll"] = f"{family.family} model {config.model.name} has no log_prob with a log_prob_kind"
   if "iwae" in metrics:
     if iwae.has_iwae(family):
       t0 = time.perf_counter()
-      result["metrics"].update(iwae_metrics(family, state, config, x, iwae_samples))
+      result["metrics"].update(iwae_metrics(family, state, config, x_lik, iwae_samples))
       result["seconds"]["iwae"] = time.perf_counter() - t0
     else:
       result["skipped"]["iwae"] = f"{config.model.name} defines no log_importance_weights"
@@ -224,11 +228,11 @@ def write_eval_json(result: dict, workdir: str) -> str:
 
 
 def evaluate_workdir(workdir: str, metrics=("nll", "fid", "pr"), num_samples: int = 10000,
-                     split: str = "test") -> dict:
+                     split: str = "test", num_examples: int | None = None) -> dict:
   """Restores a run's newest checkpoint, evaluates it and writes `workdir`/eval.json."""
   from jgen.train.checkpoint import restore_for_inference
 
   config, family, state = restore_for_inference(workdir)
-  result = evaluate(config, family, state, metrics, num_samples, split)
+  result = evaluate(config, family, state, metrics, num_samples, split, num_examples=num_examples)
   write_eval_json(result, workdir)
   return result
