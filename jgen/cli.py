@@ -63,7 +63,7 @@ def cmd_sample(args):
     if not sep or not key:
       raise UserError(f"--kw {item!r} is not of the form key=value (e.g. --kw label=3 --kw guidance=2.0)")
     cond[key] = config_lib._parse_value(text)
-  config, family, state = checkpoint.restore_for_inference(args.workdir)
+  config, family, state = checkpoint.restore_for_inference(args.workdir, args.checkpoint)
   try:
     x = jax.device_get(jax.jit(lambda s, r: family.sample(s, r, args.num, **cond))(state, jax.random.key(args.seed)))
   except (TypeError, ValueError) as e:
@@ -88,7 +88,7 @@ def cmd_evaluate(args):
   if args.num_examples is not None and args.num_examples <= 0:
     raise UserError(f"--num-examples must be positive, got {args.num_examples}")
   result = suite.evaluate_workdir(args.workdir, metrics=metrics, num_samples=args.num_samples,
-                                  num_examples=args.num_examples)
+                                  num_examples=args.num_examples, checkpoint=args.checkpoint)
   print(json.dumps(result.get("metrics", result), indent=2))
   print(f"wrote {os.path.join(args.workdir, 'eval.json')}")
 
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--num", type=int, default=64)
   p.add_argument("--out", required=True)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                 help="the newest checkpoint, or the one with the best main eval metric")
   p.add_argument("--kw", action="append", metavar="KEY=VALUE",
                  help="passed to the family's sample, e.g. --kw label=3 --kw guidance=2.0 --kw steps=50")
   p.set_defaults(fn=cmd_sample)
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--num-samples", type=int, default=10000)
   p.add_argument("--num-examples", type=int, default=None,
                  help="likelihoods on the first N examples of the test split (default: all of it)")
+  p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                 help="the newest checkpoint, or the one with the best main eval metric")
   p.set_defaults(fn=cmd_evaluate)
 
   p = sub.add_parser("results", help="collect runs' eval.json into a markdown results table")

@@ -35,6 +35,9 @@ class Family(abc.ABC):
   branch: str = ""
   family: str = ""
   main_metric: str = "loss"
+  # "min"/"max": which end of `main_metric` is best (the loop keeps the best checkpoint);
+  # None where the metric ranks nothing (a GAN's discriminator outputs).
+  best_mode: str | None = "min"
   # The train metric that must fall as training works (smoke tests check it).
   progress_metric: str = "loss"
 

@@ -76,3 +76,37 @@ def test_evaluate_writes_eval_json_and_results_table(tmp_path):
   with open(out) as f:
     assert "vae.conv" in f.read()
   assert cli.main(["evaluate", "--workdir", workdir, "--metrics", "bogus"]) == 2
+
+
+def test_manager_keeps_the_newest_and_the_best(tmp_path):
+  # Steps 1..6 with main metrics 3, 1, 2, -, 4, 5 and keep=2: the two newest stay, and so does
+  # step 2 (lowest metric) for "min" runs; "max" runs rank step 6 best, already among the newest.
+  for mode, kept, best in (("min", [2, 5, 6], 2), ("max", [5, 6], 6), (None, [5, 6], 6)):
+    mngr = checkpoint.manager(str(tmp_path / str(mode)), keep=2, best_mode=mode)
+    for step, value in zip(range(1, 7), (3.0, 1.0, 2.0, None, 4.0, 5.0)):
+      checkpoint.save(mngr, step, {"w": np.full(2, step, np.float32)}, {"step": step},
+                      config_lib.load(VAE), main_metric=value)
+    mngr.wait_until_finished()
+    assert mngr.all_steps() == kept, mode
+    assert mngr.best_step() == best, mode
+
+
+def test_best_checkpoint_is_the_lowest_eval_and_restores(tmp_path):
+  workdir = str(tmp_path / "run")
+  # At this learning rate the smoke VAE's eval bound is lowest at step 2 (43.1), then 45.4, 44.1:
+  # the best checkpoint is not the newest, and keep=1 would have deleted it.
+  config = config_lib.load(VAE, ["train.steps=6", "train.ckpt_every=2", "train.eval_every=2", "train.log_every=1",
+                                 "train.keep=1", "optim.lr=0.03"])
+  loop.train(config, workdir, show_progress=False)
+  evals = dict(logged(workdir, "eval/nll"))
+  best = min(evals, key=evals.get)
+  assert best != 6, evals
+  _, _, state = checkpoint.restore_for_inference(workdir, "best")
+  assert int(state.step) == best
+  _, _, state = checkpoint.restore_for_inference(workdir)
+  assert int(state.step) == 6
+  assert cli.main(["evaluate", "--workdir", workdir, "--metrics", "nll", "--checkpoint", "best"]) == 0
+  import json
+  with open(os.path.join(workdir, "eval.json")) as f:
+    result = json.load(f)
+  assert result["step"] == best and result["checkpoint"] == "best"

@@ -228,11 +228,12 @@ def write_eval_json(result: dict, workdir: str) -> str:
 
 
 def evaluate_workdir(workdir: str, metrics=("nll", "fid", "pr"), num_samples: int = 10000,
-                     split: str = "test", num_examples: int | None = None) -> dict:
-  """Restores a run's newest checkpoint, evaluates it and writes `workdir`/eval.json."""
+                     split: str = "test", num_examples: int | None = None, checkpoint: str = "latest") -> dict:
+  """Restores a run's newest (or best) checkpoint, evaluates it and writes `workdir`/eval.json."""
   from jgen.train.checkpoint import restore_for_inference
 
-  config, family, state = restore_for_inference(workdir)
+  config, family, state = restore_for_inference(workdir, checkpoint)
   result = evaluate(config, family, state, metrics, num_samples, split, num_examples=num_examples)
+  result["checkpoint"] = checkpoint
   write_eval_json(result, workdir)
   return result

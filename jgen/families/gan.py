@@ -38,6 +38,7 @@ class Discriminator(nnx.Module):
 @register("gan.dcgan", family="GAN")
 class DCGAN(Family):
   main_metric = "d_real_prob"
+  best_mode = None
   progress_metric = "d_loss"
   log_prob_kind = None
 

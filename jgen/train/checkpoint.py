@@ -4,6 +4,10 @@ Layout: `WORKDIR/checkpoints/<step>/{state,data,config}`. The `data` item holds
 the grain iterator state and the shapes of one batch (so a run can be restored
 for sampling without reading its dataset). A checkpoint that fails to restore is
 reported and the previous one is used.
+
+Kept: the `keep` newest checkpoints and, for families that rank runs by their main
+eval metric (`Family.best_mode`), also the best checkpoint among those written at an
+eval step; `jgen evaluate/sample --checkpoint best` restore it.
 """
 
 import json
@@ -13,25 +17,54 @@ import os
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from jgen import config as config_lib
 from jgen.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# The saved metrics dict holds the family's main eval metric under this key.
+BEST_KEY = "main"
+
+
+class _NoMetricsWarning(logging.Filter):
+  """Orbax warns on every save without metrics; checkpoints between evals have none by design."""
+
+  def filter(self, record):
+    return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoMetricsWarning())
+
 
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=max(keep, 1), create=True)
+def manager(workdir: str, keep: int = 3, best_mode: str | None = None) -> ocp.CheckpointManager:
+  """Keeps the `keep` newest checkpoints, and with `best_mode` "min" or "max" also the best by saved metric."""
+  policies = [preservation_policy.LatestN(n=max(keep, 1))]
+  best = {}
+  if best_mode is not None:
+    if best_mode not in ("min", "max"):
+      raise ValueError(f"best_mode must be 'min', 'max' or None, got {best_mode!r}")
+    metric = lambda metrics: metrics[BEST_KEY]
+    # BestN keeps the end of the sorted list: descending order puts the smallest there.
+    policies.append(preservation_policy.BestN(get_metric_fn=metric, reverse=best_mode == "min", n=1,
+                                              keep_checkpoints_without_metrics=False))
+    best = dict(best_fn=metric, best_mode=best_mode)
+  options = ocp.CheckpointManagerOptions(
+      create=True, preservation_policy=preservation_policy.AnyPreservationPolicy(policies=policies), **best)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "data", "config"))
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state, data_state: dict, config) -> None:
-  mngr.save(step, args=ocp.args.Composite(
+def save(mngr: ocp.CheckpointManager, step: int, state, data_state: dict, config,
+         main_metric: float | None = None) -> None:
+  """Saves a checkpoint; `main_metric` (the eval metric at this very step) lets it compete for best."""
+  metrics = None if main_metric is None else {BEST_KEY: float(main_metric)}
+  mngr.save(step, metrics=metrics, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=ocp.args.JsonSave(data_state),
       config=ocp.args.JsonSave(json.loads(config_lib.to_json(config)))))
@@ -41,9 +74,9 @@ def _abstract(abstract_state, shardings):
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_state, shardings):
-  """Restores the newest readable checkpoint: (step, state, data_state), or None if there is none."""
-  steps = sorted(mngr.all_steps(), reverse=True)
+def restore_latest(mngr: ocp.CheckpointManager, abstract_state, shardings, steps=None):
+  """Restores the newest readable checkpoint (of `steps`, default all): (step, state, data_state), or None."""
+  steps = sorted(mngr.all_steps() if steps is None else steps, reverse=True)
   for i, step in enumerate(steps):
     try:
       restored = mngr.restore(step, args=ocp.args.Composite(
@@ -70,23 +103,34 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     return config_lib.from_json(f.read())
 
 
-def restore_for_inference(workdir: str):
-  """Returns (config, family, state) of a trained run's newest checkpoint, on the default mesh."""
+def restore_for_inference(workdir: str, which: str = "latest"):
+  """Returns (config, family, state) of a trained run's newest (or, `which="best"`, best) checkpoint."""
   from jgen import registry
   from jgen.train import sharding
 
+  if which not in ("latest", "best"):
+    raise UserError(f"--checkpoint must be 'latest' or 'best', got {which!r}")
   config = read_config(workdir)
-  mngr = manager(workdir, keep=config.train.get("keep", 3))
+  family = registry.build(config)
+  mngr = manager(workdir, keep=config.train.get("keep", 3), best_mode=family.best_mode)
   if not mngr.all_steps():
     raise UserError(f"workdir {workdir!r} has no checkpoint yet: let `jgen train` run to its first checkpoint")
-  step = mngr.latest_step()
+  steps = None
+  if which == "best":
+    if family.best_mode is None:
+      raise UserError(f"{config.model.name} runs keep no best checkpoint ({family.family} models are not ranked "
+                      f"by an eval metric): use --checkpoint latest")
+    ranked = [s for s in mngr.all_steps() if mngr.metrics(s)]
+    if not ranked:
+      raise UserError(f"workdir {workdir!r} has no checkpoint written at an eval step yet: use --checkpoint latest")
+    steps = [mngr.best_step()]
+  step = mngr.latest_step() if steps is None else steps[0]
   data = mngr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"]
-  family = registry.build(config)
   batch = example_batch(data["batch_spec"])
   mesh = sharding.make_mesh(config.get("mesh", ml_collections.ConfigDict()))
   abstract = jax.eval_shape(family.init, jax.random.key(0), batch)
   shardings = sharding.state_sharding(mesh, abstract)
-  found = restore_latest(mngr, abstract, shardings)
+  found = restore_latest(mngr, abstract, shardings, steps)
   if found is None:
     raise UserError(f"no readable checkpoint in {checkpoint_dir(workdir)!r}")
   return config, family, found[1]

@@ -151,7 +151,7 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
   runner.setup(example)
 
   os.makedirs(workdir, exist_ok=True)
-  mngr = checkpoint.manager(workdir, keep=config.train.get("keep", 3))
+  mngr = checkpoint.manager(workdir, keep=config.train.get("keep", 3), best_mode=runner.family.best_mode)
   restored = checkpoint.restore_latest(mngr, runner.abstract_state, runner.state_sharding) if resuming else None
   train_seconds = 0.0
   if restored is not None:
@@ -174,6 +174,7 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
   spec = checkpoint.batch_spec(example)
   last = {}
   t0 = time.perf_counter()
+  eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
   for step in range(start + 1, total + 1):
     batch = sharding.put_batch(next(train_it), runner.batch_sharding)
     state, metrics = runner.step(state, batch, jax.random.fold_in(runner.train_key, step))
@@ -190,6 +191,7 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
       last.update(scalars)
     if (eval_every and step % eval_every == 0) or final:
       results = runner.evaluate(state, max_batches=config.train.get("eval_batches", -1))
+      eval_at = (step, results.get(runner.family.main_metric))
       scalars = {f"eval/{k}": v for k, v in results.items()}
       writer.write(step, scalars)
       last.update(scalars)
@@ -198,8 +200,10 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
         write_samples(runner, state, info, workdir, step)
     if (ckpt_every and step % ckpt_every == 0) or final:
       elapsed = train_seconds + time.perf_counter() - t0
+      main = eval_at[1] if eval_at[0] == step and runner.family.best_mode else None
+      main = main if main is not None and math.isfinite(main) else None
       checkpoint.save(mngr, step, state, {"iterator": train_it.get_state(), "batch_spec": spec,
-                                          "train_seconds": elapsed}, config)
+                                          "train_seconds": elapsed}, config, main_metric=main)
   mngr.wait_until_finished()
   train_seconds += time.perf_counter() - t0
   progress.close()
