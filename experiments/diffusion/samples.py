@@ -26,7 +26,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jgen.eval import plots, suite  # noqa: E402
+from jgen.eval import plots, results, suite  # noqa: E402
 from jgen.train import checkpoint  # noqa: E402
 
 CLASS_NAMES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
@@ -78,12 +78,10 @@ def main():
     json.dump({"workdir": args.workdir, "step": int(jax.device_get(state.step)), "n": args.n,
                "device": f"{jax.device_count()}x {jax.devices()[0].device_kind}", "rows": rows}, f, indent=2)
 
-  print(f"\n| sampler | steps | FID-FMNIST (n={args.n}) | KID | precision | recall | seconds |")
-  print("| --- | --- | --- | --- | --- | --- | --- |")
-  for r in rows:
-    print(f"| {r['sampler']} | {r['steps'] or '-'} | {r['fid_fmnist']:.2f} | {r['kid_fmnist']:.4f} | "
-          f"{r['precision']:.3f} | {r['recall']:.3f} | {r['seconds']:.0f} |")
-
+  columns = ("sampler", "steps", f"FID-FMNIST (n={args.n})", "KID", "precision", "recall", "seconds")
+  print("\n" + results.render_table([dict(zip(columns, (
+      r["sampler"], r["steps"] or "-", f"{r['fid_fmnist']:.2f}", f"{r['kid_fmnist']:.4f}", f"{r['precision']:.3f}",
+      f"{r['recall']:.3f}", f"{r['seconds']:.0f}"))) for r in rows], columns))
 
 if __name__ == "__main__":
   main()

@@ -126,13 +126,12 @@ def export_workdir(workdir: str, path: str = ASSET_PATH) -> str:
   config, family, state = restore_for_inference(workdir)
   if config.model.name != "classifier.fmnist":
     raise UserError(f"{workdir} is a run of {config.model.name}, not of classifier.fmnist")
-  meta = {"step": int(jax.device_get(state.step)), "train_steps": int(config.train.steps)}
-  export_feature_network(state, config.model, path, meta=meta)
+  # Measured before writing, so the asset records the accuracy it was shown to reach.
   images, labels = read_fashion_mnist("test", config.data.get("source_dir") or None)
-  net = load_feature_network_from(path)
+  net = FeatureNetwork(family.model(state), {"model": config.model.to_dict()})
   accuracy = float((net.logits(images.astype(np.float32) / 255.0).argmax(1) == labels).mean())
-  # Written again with its measured accuracy, so the asset says what it was shown to reach.
-  export_feature_network(state, config.model, path, meta={**meta, "test_accuracy": accuracy})
+  export_feature_network(state, config.model, path, meta={
+      "step": int(jax.device_get(state.step)), "train_steps": int(config.train.steps), "test_accuracy": accuracy})
   print(f"wrote {path} ({os.path.getsize(path)} bytes); test accuracy {accuracy:.4f}")
   return path
 

@@ -115,22 +115,21 @@ def restore_for_inference(workdir: str, which: str = "latest"):
   mngr = manager(workdir, keep=config.train.get("keep", 3), best_mode=family.best_mode)
   if not mngr.all_steps():
     raise UserError(f"workdir {workdir!r} has no checkpoint yet: let `jgen train` run to its first checkpoint")
-  steps = None
+  step = mngr.latest_step()
   if which == "best":
     if family.best_mode is None:
       raise UserError(f"{config.model.name} runs keep no best checkpoint ({family.family} models are not ranked "
                       f"by an eval metric): use --checkpoint latest")
-    ranked = [s for s in mngr.all_steps() if mngr.metrics(s)]
-    if not ranked:
+    if not any(mngr.metrics(s) for s in mngr.all_steps()):
       raise UserError(f"workdir {workdir!r} has no checkpoint written at an eval step yet: use --checkpoint latest")
-    steps = [mngr.best_step()]
-  step = mngr.latest_step() if steps is None else steps[0]
+    step = mngr.best_step()
   data = mngr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"]
   batch = example_batch(data["batch_spec"])
   mesh = sharding.make_mesh(config.get("mesh", ml_collections.ConfigDict()))
   abstract = jax.eval_shape(family.init, jax.random.key(0), batch)
   shardings = sharding.state_sharding(mesh, abstract)
-  found = restore_latest(mngr, abstract, shardings, steps)
+  # The newest readable checkpoint for "latest" (falling back past a corrupt one); exactly the best for "best".
+  found = restore_latest(mngr, abstract, shardings, None if which == "latest" else [step])
   if found is None:
     raise UserError(f"no readable checkpoint in {checkpoint_dir(workdir)!r}")
   return config, family, found[1]
