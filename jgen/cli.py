@@ -48,27 +48,48 @@ def cmd_sample(args):
   import jax
 
   from jgen import config as config_lib
-
+  from jgen import registry
   from jgen.eval import plots
   from jgen.train import checkpoint
+  from jgen.train.sampling import Sampler
 
   if args.num <= 0:
     raise UserError(f"--num must be positive, got {args.num}")
   out_dir = os.path.dirname(os.path.abspath(args.out))
   if not os.path.isdir(out_dir):
     raise UserError(f"cannot write {args.out!r}: directory {out_dir!r} does not exist")
-  cond = {}
+  given = {}
   for item in args.kw or []:
     key, sep, text = item.partition("=")
     if not sep or not key:
       raise UserError(f"--kw {item!r} is not of the form key=value (e.g. --kw label=3 --kw guidance=2.0)")
-    cond[key] = config_lib._parse_value(text)
-  config, family, state = checkpoint.restore_for_inference(args.workdir, args.checkpoint)
+    given[key] = text
+  cls = registry.lookup(checkpoint.read_config(args.workdir).model.name).cls
+  options = getattr(cls, "sample_options", {})
+  overrides = [f"{options[k]}={v}" for k, v in given.items() if k in options]
+  config, family, state = checkpoint.restore_for_inference(args.workdir, args.checkpoint, overrides)
+  if not family.generative:
+    raise UserError(f"{config.model.name} is not a generative model: it has nothing to sample")
+  cond = {k: config_lib._parse_value(v) for k, v in given.items() if k not in options}
+  unknown = sorted(set(cond) - set(family.conditions))
+  if unknown:
+    allowed = ", ".join(list(family.conditions) + list(options)) or "none"
+    raise UserError(f"--kw {', '.join(unknown)}: {config.model.name} takes no such condition or option "
+                    f"(it takes: {allowed})")
+  if "label" in cond:
+    label = cond["label"]
+    if not isinstance(label, int) or not 0 <= label < family.spec.num_classes:
+      raise UserError(f"--kw label={label}: give a class index 0..{family.spec.num_classes - 1}")
+    cond["label"] = [label] * args.num
+  if "guidance" in cond and not isinstance(cond["guidance"], (int, float)):
+    raise UserError(f"--kw guidance={cond['guidance']!r}: give a number")
+  sampler = Sampler(family)
+  key = jax.random.key(args.seed)
   try:
-    x = jax.device_get(jax.jit(lambda s, r: family.sample(s, r, args.num, **cond))(state, jax.random.key(args.seed)))
+    x = sampler.to_host(sampler(state, key, args.num, cond or family.default_cond(jax.random.fold_in(key, 1), args.num)))
   except (TypeError, ValueError) as e:
-    raise UserError(f"{config.model.name} cannot sample with {cond}: {e}") from None
-  if x.ndim == 4:
+    raise UserError(f"{config.model.name} cannot sample with {given}: {e}") from None
+  if family.spec.is_image:
     plots.save_image_grid(x.clip(0.0, 1.0), args.out, title=f"{config.model.name} samples")
   else:
     plots.save_points(x, args.out)

@@ -2,8 +2,10 @@
 
 A config file defines `get_config(arg)` returning an `ml_collections.ConfigDict`;
 the text after the colon is passed as `arg` (the variant: `smoke`, `full`, ...).
-Overrides are type-checked against the field they replace, so a typo or a wrong
-type is one clear error instead of a silently ignored setting.
+The file's values are merged onto every field's default (jgen.config_schema and
+the model's `Family.defaults()`), and overrides after them; both are type-checked
+against the field they replace, so a typo or a wrong type, in the file or in
+`--set`, is one clear error instead of a silently ignored setting.
 """
 
 import ast
@@ -15,9 +17,10 @@ import pathlib
 
 import ml_collections
 
+from jgen import config_schema
 from jgen.errors import UserError
 
-# `optim` is required only by families trained by gradients (they read config.optim).
+# Blocks a config file must give; the others (mesh, optim) have complete defaults.
 REQUIRED_BLOCKS = ("model", "data", "train")
 
 
@@ -28,9 +31,7 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
   return path, variant
 
 
-def load(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-  """Loads `CONFIG.py[:VARIANT]`, applies `key=value` overrides, validates, returns it locked."""
-  path, variant = _split_spec(spec)
+def _load_file(path: str, variant: str | None) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise UserError(f"config file {path!r} not found: give the path of a configs/<family>/<model>_<dataset>.py file "
                     f"(`jgen list` shows them)")
@@ -48,13 +49,53 @@ def load(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collectio
     raise UserError(f"config {path!r}: {e}") from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise UserError(f"config file {path!r}: get_config must return an ml_collections.ConfigDict")
-  config.unlock()
+  return config
+
+
+def defaults_for(model_name: str) -> ml_collections.ConfigDict:
+  """Every field a config of `model_name` may set, with its default (common blocks + the model's own)."""
+  from jgen import registry
+
+  config = config_schema.common_blocks()
+  own = registry.lookup(model_name).cls.defaults()
+  for block, value in own.items():
+    config[block] = value
+  config.model.name = model_name
+  return config
+
+
+def load(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+  """Loads `CONFIG.py[:VARIANT]` onto its model's defaults, applies `key=value` overrides, validates,
+  and returns it locked. Unknown keys, in the file or in an override, are one-line UserErrors."""
+  path, variant = _split_spec(spec)
+  given = _load_file(path, variant)
+  for block in REQUIRED_BLOCKS:
+    if block not in given:
+      raise UserError(f"config {path!r} has no {block!r} block; every config needs {', '.join(REQUIRED_BLOCKS)}")
+  if "name" not in given.model:
+    raise UserError(f"config {path!r}: model.name is missing: name the registered model (see `jgen list`)")
+  config = defaults_for(given.model.name)
+  merge(config, given, f"config file {path}")
   config.config_file = os.path.abspath(path)
   config.variant = variant or ""
   config.lock()
   apply_overrides(config, overrides)
   validate(config)
   return config
+
+
+def _flatten(config: ml_collections.ConfigDict, prefix: str = ""):
+  for k, v in config.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      yield from _flatten(v, prefix + k + ".")
+    else:
+      yield prefix + k, v
+
+
+def merge(config: ml_collections.ConfigDict, given: ml_collections.ConfigDict, source: str) -> None:
+  """Sets every leaf of `given` on `config` (which holds the defaults), type-checked; unknown keys are errors."""
+  for key, value in _flatten(given):
+    set_field(config, key, value, source, text=repr(value))
 
 
 def _parse_value(text: str):
@@ -92,49 +133,65 @@ def nearest_keys(config: ml_collections.ConfigDict, key: str, n: int = 3) -> lis
   return [k for k in ranked[:n] if score(k) >= 0.6]
 
 
+def set_field(config: ml_collections.ConfigDict, key: str, value, source: str, text: str) -> None:
+  """Sets `a.b` to `value` where the field exists and the type fits; else a one-line UserError from `source`."""
+  *parents, leaf = key.split(".")
+  node = config
+  for part in parents + [leaf]:
+    parent_node = node
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      near = nearest_keys(config, key)
+      hint = f"; nearest valid keys: {', '.join(near)}" if near else ""
+      raise UserError(f"{source}: {key}: no such config key{hint}")
+    node = node[part]
+  old = node
+  if isinstance(old, ml_collections.ConfigDict):
+    raise UserError(f"{source}: {key} is a block, set one of its fields (e.g. {key}.{next(iter(old), 'name')})")
+  if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if isinstance(old, (list, tuple)) and isinstance(value, (list, tuple)):
+    value = type(old)(value)
+  if old is not None and not (type(value) is type(old)):
+    raise UserError(f"{source}: {key}={text}: expected {type(old).__name__} (like {old!r}), got {type(value).__name__}")
+  try:
+    parent_node[leaf] = value
+  except (TypeError, ValueError) as e:
+    raise UserError(f"{source}: {key}={text}: {e}") from None
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
   """Applies `a.b=value` overrides in place; unknown keys and wrong types are UserErrors."""
   for item in overrides:
     key, sep, text = item.partition("=")
     if not sep or not key:
       raise UserError(f"--set {item!r} is not of the form key=value (e.g. --set optim.lr=3e-4)")
-    *parents, leaf = key.split(".")
-    node = config
-    for part in parents + [leaf]:
-      parent_node = node
-      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        near = nearest_keys(config, key)
-        hint = f"; nearest valid keys: {', '.join(near)}" if near else ""
-        raise UserError(f"--set {key}: no such config key{hint}")
-      node = node[part]
-    old, value = node, _parse_value(text)
-    if isinstance(old, ml_collections.ConfigDict):
-      raise UserError(f"--set {key}: {key} is a block, set one of its fields (e.g. {key}.{next(iter(old), 'name')})")
-    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
-      value = float(value)
-    if isinstance(old, (list, tuple)) and isinstance(value, (list, tuple)):
-      value = type(old)(value)
-    if old is not None and not (type(value) is type(old)):
-      raise UserError(f"--set {key}={text}: expected {type(old).__name__} (like {old!r}), got {type(value).__name__}")
-    try:
-      parent_node[leaf] = value
-    except (TypeError, ValueError) as e:
-      raise UserError(f"--set {key}={text}: {e}") from None
+    set_field(config, key, _parse_value(text), "--set", text)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  for block in REQUIRED_BLOCKS:
-    if block not in config:
-      raise UserError(f"config {config.get('config_file', '')!r} has no {block!r} block; every config needs "
-                      f"{', '.join(REQUIRED_BLOCKS)}")
-  if "name" not in config.model:
-    raise UserError("config.model.name is missing: name the registered model (see `jgen list`)")
   train = config.train
   for field in ("steps", "log_every", "eval_every", "ckpt_every"):
-    if train.get(field, 1) < 0:
-      raise UserError(f"config.train.{field} must be >= 0, got {train.get(field)}")
-  if config.data.get("batch_size", 1) <= 0:
+    if train[field] < 0:
+      raise UserError(f"config.train.{field} must be >= 0, got {train[field]}")
+  if train.batches_per_step < 1:
+    raise UserError(f"config.train.batches_per_step must be >= 1, got {train.batches_per_step}")
+  if config.data.batch_size <= 0:
     raise UserError(f"config.data.batch_size must be positive, got {config.data.batch_size}")
+  parse_evals(train.evals)
+
+
+def parse_evals(text: str) -> dict[str, int]:
+  """`train.evals` "fid:2000,pr:2000" -> {"fid": 2000, "pr": 2000}: in-loop evaluators and their sample counts."""
+  from jgen.eval.in_loop import EVALUATORS
+
+  out = {}
+  for item in filter(None, (part.strip() for part in text.split(","))):
+    name, sep, n = item.partition(":")
+    if name not in EVALUATORS or not sep or not n.isdigit() or int(n) < 2:
+      raise UserError(f"config.train.evals: {item!r} is not NAME:N with NAME one of {', '.join(EVALUATORS)} "
+                      f"and N >= 2 samples (e.g. train.evals='fid:2000')")
+    out[name] = int(n)
+  return out
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -1,17 +1,23 @@
-"""The family contract: what every generative model in jgen offers the loop, CLI and evaluator.
+"""The family contract: what every model in jgen offers the loop, the CLI and the evaluator.
 
-Each method is a pure function of pytrees so the loop can jit, shard and donate
-it. Networks are Flax NNX modules; a family splits them once into a static
-`graphdef` (kept on the family object) and array states (kept in `TrainState`),
-and merges them back inside its jitted functions.
+A `Model` is anything the one loop trains: built as `Model(config, spec)` from its
+config and the `DataSpec` of its dataset, holding no state of its own. Its
+networks' graphdefs come from the spec (`nnx.eval_shape`, no arrays), so every
+method works on a fresh object and a restored `TrainState`. Every method is a
+pure function of pytrees, so the loop can jit, shard and donate it.
 
-Batches are dicts of arrays: `"x"` the data (images as float32 in [0, 1] with
-shape [B, H, W, C], points [B, D], token ids [B, T]), `"label"` int32 [B] where
-the dataset has labels.
+A `Family` is a generative `Model`: it samples, and it declares what else it
+offers (a likelihood, latents, importance weights, conditions); the evaluator
+and the CLI read those declarations and never branch on a family's name.
+
+Batches are dicts: `"x"` the data as `jgen.data.spec.to_model_input` gives it
+(images float32 in [0, 1] [B, H, W, C], points float32 [B, D], token ids int32
+[B, T]) and `"label"` int32 [B]. With `train.batches_per_step = k > 1` the
+train step gets every array stacked as [k, B, ...].
 """
 
-import abc
-from typing import Any, Callable, Mapping
+import functools
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -19,132 +25,197 @@ import ml_collections
 import optax
 from flax import nnx
 
-from jgen.train.state import TrainState, split_module
+from jgen import config_schema
+from jgen.data.spec import DataSpec
+from jgen.eval import likelihood
+from jgen.train import optim as optim_lib
+from jgen.train.state import TrainState, batch_stats, merge_network, split_network
 
 Metrics = Mapping[str, jax.Array]
+LIKELIHOOD_KINDS = (None, "exact", "lower_bound")
 
 
-class Family(abc.ABC):
-  """A generative model behind one contract.
+class Model:
+  """A model the loop trains. Gradient-trained models write `make_networks` and `loss`;
+  models fitted otherwise (EM) override `init` and `train_step`.
 
-  Class attributes `branch` and `family` place it in the taxonomy (they are set
-  by `jgen.registry.register`). `main_metric` names the number that
-  `eval_step` reports and that lower-is-better model selection uses.
+  Class attributes (`branch`, `family` are set by `jgen.registry.register`):
+  main_metric: the number model selection ranks, among `eval_step`'s keys or an in-loop evaluator's;
+  best_mode: "min" / "max" (which end is best), None where nothing ranks checkpoints;
+  progress_metric: the train metric that falls as training works (the smoke tests check it).
   """
 
   branch: str = ""
   family: str = ""
+  generative: bool = False
   main_metric: str = "loss"
-  # "min"/"max": which end of `main_metric` is best (the loop keeps the best checkpoint);
-  # None where the metric ranks nothing (a GAN's discriminator outputs).
   best_mode: str | None = "min"
-  # The train metric that must fall as training works (smoke tests check it).
   progress_metric: str = "loss"
+  # Buffers (keys of TrainState.buffers) split over the devices along their first axis instead of replicated.
+  data_sharded_buffers: tuple[str, ...] = ()
 
-  def __init__(self, config: ml_collections.ConfigDict):
+  def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec):
     self.config = config
+    self.spec = spec
 
-  @abc.abstractmethod
-  def init(self, rng: jax.Array, batch: Mapping[str, jax.Array]) -> TrainState:
-    """Creates the train state (params, optimizer state, extra, step=0)."""
+  # ---- what a model defines ------------------------------------------------------------------
+  @classmethod
+  def defaults(cls) -> ml_collections.ConfigDict:
+    """The model's config blocks with every field's default: `model`, and `optim` where it trains by gradients."""
+    return ml_collections.ConfigDict({"model": {"name": ""}, "optim": dict(config_schema.OPTIM)})
 
-  @abc.abstractmethod
-  def train_step(self, state: TrainState, batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
-    """One update; returns the new state and scalar metrics."""
+  def make_networks(self, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
+    """The NNX networks, by name ("model" for one), shaped from `self.spec`; {} for models without one."""
+    return {}
+
+  def loss(self, model: nnx.Module, batch, rng: jax.Array) -> tuple[jax.Array, dict]:
+    """(scalar loss, metrics) of a one-network model, `model` its network with the weights being trained;
+    the default `train_step` differentiates it."""
+    raise NotImplementedError(f"{type(self).__name__} defines neither loss nor train_step")
 
   def eval_step(self, state: TrainState, batch, rng: jax.Array) -> Metrics:
-    """Per-example metrics on a held-out batch, each of shape [B] (the loop averages).
+    """Per-example metrics on a held-out batch, each of shape [B] (the loop averages them)."""
+    raise NotImplementedError(f"{type(self).__name__} defines no eval_step")
 
-    Defaults to the negative log-likelihood where the family has one.
-    """
-    nll = -self.log_prob(state, batch["x"])
-    return {"nll": nll}
+  # ---- networks --------------------------------------------------------------------------------
+  @functools.cached_property
+  def graphdefs(self) -> dict:
+    """Each network's static structure, traced from the spec without creating any array."""
+    abstract = nnx.eval_shape(lambda: self.make_networks(nnx.Rngs(0)))
+    return {name: split_network(net)[0] for name, net in abstract.items()}
 
-  @abc.abstractmethod
-  def sample(self, state: TrainState, rng: jax.Array, n: int, **cond) -> jax.Array:
-    """Draws `n` samples in data space (images in [0, 1])."""
+  @functools.cached_property
+  def optimizers(self) -> dict[str, optax.GradientTransformation]:
+    return {name: optim_lib.make_optimizer(self.optim_config(name)) for name in self.graphdefs}
 
-  def log_prob(self, state: TrainState, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
-    """Log-likelihood in nats per example, shape [B] (exact or a bound; see `log_prob_kind`).
+  def optim_config(self, name: str) -> ml_collections.ConfigDict:
+    """The `optim` block of network `name`: `optim.<name>` where the model has several, else `optim`."""
+    optim = self.config.optim
+    return optim[name] if name in optim and isinstance(optim[name], ml_collections.ConfigDict) else optim
 
-    A stochastic bound draws its noise from `rng`; callers pass a fresh key per batch, since
-    reusing one key makes every batch see the same noise and the split mean no better than one batch's.
-    """
-    raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+  def network(self, state: TrainState, name: str = "model", *, ema: bool = True) -> nnx.Module:
+    """Network `name` with the state's weights (its EMA where kept and `ema`); call inside jitted code."""
+    params = state.inference_params(name) if ema else state.params[name]
+    return merge_network(self.graphdefs[name], params, state.model_state[name])
 
-  # "exact", "lower_bound", or None where the family has no likelihood.
-  log_prob_kind: str | None = None
+  # ---- training --------------------------------------------------------------------------------
+  def init(self, rng: jax.Array, batch) -> TrainState:
+    """Fresh networks, optimizer states and (where `optim.ema_decay` > 0) EMA copies; step 0."""
+    params, opt_state, ema, model_state = {}, {}, {}, {}
+    for name, net in self.make_networks(nnx.Rngs(rng)).items():
+      _, params[name], model_state[name] = split_network(net)
+      opt_state[name] = self.optimizers[name].init(params[name])
+      if self.optim_config(name).ema_decay > 0:
+        ema[name] = jax.tree.map(jnp.copy, params[name])
+    return TrainState.create(params, opt_state, ema, model_state)
+
+  def apply_gradients(self, state: TrainState, name: str, grads, model_state=None) -> TrainState:
+    """One optimizer update of network `name` (and its EMA); the step counter is `train_step`'s."""
+    return optim_lib.apply_gradients(state, name, grads, self.optimizers[name], self.optim_config(name).ema_decay,
+                                     model_state)
+
+  def train_step(self, state: TrainState, batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
+    """One update of the one network on `loss`. Stacked batches [k, B, ...] are one batch of k * B."""
+    batch = merge_stacked(batch, self.config.train.batches_per_step)
+
+    def loss_fn(params):
+      model = merge_network(self.graphdefs["model"], params, state.model_state["model"])
+      loss, metrics = self.loss(model, batch, rng)
+      return loss, (metrics, batch_stats(model))
+
+    (loss, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["model"])
+    state = self.apply_gradients(state, "model", grads, stats)
+    return state.replace(step=state.step + 1), {"loss": loss, **metrics}
 
   def num_params(self, state: TrainState) -> int:
     return sum(x.size for x in jax.tree.leaves(state.params))
 
 
-def make_optimizer(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Builds an optax optimizer from an `optim` config block.
+class Family(Model):
+  """A generative model behind one contract.
 
-  Fields: name (adam, adamw, sgd), lr, b1, b2, weight_decay, grad_clip (0 = off),
-  warmup_steps, decay ("constant" or "cosine") with decay_steps.
-  """
-  if optim.get("warmup_steps", 0) or optim.get("decay", "constant") != "constant":
-    decay_steps = max(int(optim.get("decay_steps", 1)), 1)
-    if optim.get("decay", "constant") == "cosine":
-      lr = optax.warmup_cosine_decay_schedule(0.0, optim.lr, max(optim.get("warmup_steps", 0), 1), decay_steps)
-    else:
-      lr = optax.linear_schedule(0.0, optim.lr, max(optim.get("warmup_steps", 0), 1))
-  else:
-    lr = optim.lr
-  name = optim.get("name", "adam")
-  if name == "adam":
-    tx = optax.adam(lr, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999))
-  elif name == "adamw":
-    tx = optax.adamw(lr, b1=optim.get("b1", 0.9), b2=optim.get("b2", 0.999), weight_decay=optim.get("weight_decay", 1e-4))
-  elif name == "sgd":
-    tx = optax.sgd(lr, momentum=optim.get("momentum", 0.0) or None)
-  else:
-    raise ValueError(f"unknown optimizer {name!r}")
-  if optim.get("grad_clip", 0.0):
-    tx = optax.chain(optax.clip_by_global_norm(optim.grad_clip), tx)
-  return tx
-
-
-class LossFamily(Family):
-  """A family with one network trained by gradient descent on one loss.
-
-  Subclasses build the network in `make_model(rngs, batch)` and define
-  `loss(model, batch, rng) -> (scalar loss, metrics dict)`; `model` is the merged
-  NNX module, so the loss reads like ordinary NNX code. Non-parameter state the
-  module changes during the loss (batch statistics) is carried in `extra["rest"]`.
+  Declared capabilities (class attributes; the registry checks each is backed by its method):
+  likelihood: "exact" | "lower_bound" | None, through `log_prob(state, x, rng)`;
+  likelihood_space: how that likelihood measures images ("continuous_unit", "discrete_8bit",
+    "binary"); None follows the data's own space (`spec.likelihood_space`);
+  latents: `encode(state, x)` / `decode(state, z)`;
+  importance_weights: `log_importance_weights(state, x, rng, k)` for the IWAE estimate;
+  conditions: the keys of `cond` that `sample` reads (e.g. ("label", "guidance")).
   """
 
-  @abc.abstractmethod
-  def make_model(self, rngs: nnx.Rngs, batch) -> nnx.Module:
-    ...
+  generative = True
+  likelihood: str | None = None
+  likelihood_space: str | None = None
+  likelihood_samples: int | None = None  # Monte Carlo draws per example of a stochastic bound
+  latents = False
+  importance_weights = False
+  conditions: tuple[str, ...] = ()
+  # Static sampler settings `jgen sample --kw NAME=VALUE` may change: option name -> config field.
+  sample_options: dict[str, str] = {}
 
-  @abc.abstractmethod
-  def loss(self, model: nnx.Module, batch, rng: jax.Array) -> tuple[jax.Array, dict]:
-    ...
+  def __init__(self, config, spec):
+    super().__init__(config, spec)
+    self.space = self.likelihood_space or spec.likelihood_space
+    if spec.kind != "image" and self.space in ("discrete_8bit", "binary"):
+      raise ValueError(f"{type(self).__name__} models images; the dataset holds {spec.kind}")
 
-  def init(self, rng, batch):
-    model = self.make_model(nnx.Rngs(rng), batch)
-    self.graphdef, params, rest = split_module(model)
-    self.tx = make_optimizer(self.config.optim)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.tx.init(params),
-                      extra={"rest": rest})
+  @property
+  def main_metric(self) -> str:
+    """Bits/dim where the space defines it, else nll; a family without a likelihood names its own."""
+    return "bits_per_dim" if self.space in likelihood.BITS_PER_DIM_SPACES else "nll"
 
-  def model(self, state: TrainState) -> nnx.Module:
-    """The module with the state's parameters (call inside jitted code)."""
-    return nnx.merge(self.graphdef, state.params, state.extra["rest"])
+  # ---- sampling ---------------------------------------------------------------------------------
+  def sample(self, state: TrainState, rng: jax.Array, n: int, cond: dict | None = None) -> jax.Array:
+    """`n` samples in data space (images in [0, 1]); `cond` a dict of arrays (labels [n], guidance)."""
+    raise NotImplementedError(f"{type(self).__name__} defines no sample")
 
-  def train_step(self, state, batch, rng):
-    def loss_fn(params):
-      model = nnx.merge(self.graphdef, params, state.extra["rest"])
-      loss, metrics = self.loss(model, batch, rng)
-      rest = split_module(model)[2]
-      return loss, (metrics, rest)
+  def default_cond(self, rng: jax.Array, n: int) -> dict | None:
+    """The conditions of sample grids and FID: labels cycling over the classes for a label-conditional family."""
+    if "label" in self.conditions and self.spec.num_classes:
+      return {"label": jnp.arange(n, dtype=jnp.int32) % self.spec.num_classes}
+    return None
 
-    (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              extra={**state.extra, "rest": rest})
-    return new_state, {"loss": loss, **metrics}
+  # ---- likelihood --------------------------------------------------------------------------------
+  def prepare_data(self, x: jax.Array, rng: jax.Array) -> jax.Array:
+    """Loader data -> the likelihood space's data (dequantized / binarized with `rng`): the one place it happens."""
+    return likelihood.prepare(self.space, x, rng)
+
+  def log_prob(self, state: TrainState, x: jax.Array, rng: jax.Array) -> jax.Array:
+    """log p(x) in nats per example [B] of data as the loader gives it (exact or a bound: `likelihood`).
+
+    A stochastic bound draws its noise from `rng`; give every batch its own key.
+    """
+    prep_rng, rng = jax.random.split(rng)
+    return self.log_density(state, self.prepare_data(x, prep_rng), rng)
+
+  def log_density(self, state: TrainState, x: jax.Array, rng: jax.Array) -> jax.Array:
+    """log p of data already in the likelihood space, nats per example [B]."""
+    raise NotImplementedError(f"{type(self).__name__} declares no likelihood")
+
+  def eval_step(self, state, batch, rng):
+    """nll in nats per example and, for images, bits/dim in the family's likelihood space."""
+    nll = -self.log_prob(state, batch["x"], rng)
+    return likelihood.per_example(self.space, nll, self.spec.dims)
+
+
+def merge_stacked(batch, k: int):
+  """Stacked batches [k, B, ...] -> one batch [k * B, ...] (the same examples, in order)."""
+  if k == 1:
+    return batch
+  return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), batch)
+
+
+def capability_errors(cls) -> list[str]:
+  """Declared capabilities without the method that backs them (checked at registration)."""
+  errors = []
+  if cls.likelihood not in LIKELIHOOD_KINDS:
+    errors.append(f"likelihood must be one of {LIKELIHOOD_KINDS}, got {cls.likelihood!r}")
+  if cls.likelihood and cls.log_density is Family.log_density and cls.log_prob is Family.log_prob:
+    errors.append("declares a likelihood but defines no log_density")
+  if cls.latents and not (callable(getattr(cls, "encode", None)) and callable(getattr(cls, "decode", None))):
+    errors.append("declares latents but defines no encode/decode")
+  if cls.importance_weights and not callable(getattr(cls, "log_importance_weights", None)):
+    errors.append("declares importance_weights but defines no log_importance_weights")
+  if cls.sample is Family.sample:
+    errors.append("defines no sample")
+  return errors

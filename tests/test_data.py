@@ -74,7 +74,7 @@ def test_idx_corrupt_files_are_user_errors(tmp_path):
 
 def test_fashion_mnist_builder_reads_the_idx_files_exactly(fashion_dir, data_dir):
   for split, size in [("train", 60_000), ("test", 10_000)]:
-    source = sources.load("fashion_mnist", split, data_dir=data_dir)
+    source = sources.load("fashion_mnist", split, data_dir=data_dir, validation_size=0)  # the whole prepared split
     assert len(source) == size
     x, label = read_all(source)
     assert x.dtype == np.uint8 and x.shape == (size, 28, 28, 1)
@@ -85,6 +85,12 @@ def test_fashion_mnist_builder_reads_the_idx_files_exactly(fashion_dir, data_dir
     np.testing.assert_array_equal(label, labels)
   # The first training image is an ankle boot in every copy of Fashion-MNIST.
   assert int(sources.load("fashion_mnist", "train", data_dir=data_dir)[0]["label"]) == 9
+  # By default validation is the last 10000 training images of the IDX file.
+  images, labels = builders.read_fashion_mnist("train")
+  for split, part in [("train", slice(0, 50_000)), ("validation", slice(50_000, 60_000))]:
+    x, label = read_all(sources.load("fashion_mnist", split, data_dir=data_dir))
+    np.testing.assert_array_equal(x, images[part])
+    np.testing.assert_array_equal(label, labels[part])
 
 
 def test_prepare_is_idempotent_and_needs_no_source_once_built(fashion_dir, data_dir, tmp_path):
@@ -122,8 +128,8 @@ def test_unknown_names_are_user_errors(data_dir):
     sources.load("fashion-mnist", "train", data_dir=data_dir)
   with pytest.raises(UserError, match="toy2d_moons"):
     sources.info("toy2d_moon")
-  with pytest.raises(UserError, match="no split 'validation'"):
-    sources.load("digits", "validation", data_dir=data_dir)
+  with pytest.raises(UserError, match="no split 'valid'; it has train, validation, test"):
+    sources.load("digits", "valid", data_dir=data_dir)
 
 
 # Digits.
@@ -132,7 +138,8 @@ def test_unknown_names_are_user_errors(data_dir):
 def test_digits_builder_is_the_bundled_set_split_1497_300(data_dir):
   from sklearn.datasets import load_digits
 
-  parts = {split: read_all(sources.load("digits", split, data_dir=data_dir)) for split in ("train", "test")}
+  parts = {split: read_all(sources.load("digits", split, data_dir=data_dir, validation_size=0))
+           for split in ("train", "test")}
   assert len(parts["train"][0]) == 1497 and len(parts["test"][0]) == 300
   assert parts["train"][0].shape[1:] == (8, 8, 1) and parts["train"][0].dtype == np.uint8
   assert set(np.unique(parts["train"][1])) == set(range(10)) == set(np.unique(parts["test"][1]))
@@ -142,7 +149,7 @@ def test_digits_builder_is_the_bundled_set_split_1497_300(data_dir):
   got = np.concatenate([np.concatenate([x.reshape(-1, 64), y[:, None]], 1) for x, y in parts.values()])
   sort = lambda rows: rows[np.lexsort(rows.T[::-1])]
   np.testing.assert_array_equal(sort(got.astype(np.int64)), sort(expected.astype(np.int64)))
-  assert sources.info("digits")["splits"] == {"train": 1497, "test": 300}
+  assert sources.info("digits", validation_size=0)["splits"] == {"train": 1497, "test": 300}
 
 
 # Toy 2-D distributions.
@@ -202,20 +209,103 @@ def test_toy2d_dataset_holds_the_seeded_samples(data_dir):
   np.testing.assert_array_equal(x, expected_x)
   np.testing.assert_array_equal(label, expected_label)
   meta = sources.info("toy2d_circles")
-  assert meta["kind"] == "points" and meta["shape"] == (2,) and meta["splits"]["train"] == 100_000
+  assert meta["kind"] == "points" and meta["shape"] == (2,) and meta["splits"]["train"] == 90_000
   assert set(sources.DATASETS) >= {"fashion_mnist", "digits", *("toy2d_" + k for k in TOY2D_KINDS)}
+
+
+# Validation splits.
+
+
+@pytest.mark.parametrize("name", ["digits", "toy2d_circles"])
+@pytest.mark.parametrize("validation_size", [-1, 100])
+def test_train_and_validation_partition_the_prepared_train_split(data_dir, name, validation_size):
+  whole_x, whole_label = read_all(sources.load(name, "train", data_dir=data_dir, validation_size=0))
+  expected = sources.DEFAULT_VALIDATION_SIZE[name] if validation_size < 0 else validation_size
+  cut = len(whole_x) - expected
+  train = sources.load(name, "train", data_dir=data_dir, validation_size=validation_size)
+  validation = sources.load(name, "validation", data_dir=data_dir, validation_size=validation_size)
+  assert (len(train), len(validation)) == (cut, expected)
+  # train then validation is the prepared split itself, in order: disjoint and nothing lost.
+  for part, source in [(slice(0, cut), train), (slice(cut, None), validation)]:
+    x, label = read_all(source)  # the batched read
+    np.testing.assert_array_equal(x, whole_x[part])
+    np.testing.assert_array_equal(label, whole_label[part])
+    np.testing.assert_array_equal(source[0]["x"], whole_x[part][0])  # single reads agree
+    np.testing.assert_array_equal(source[-1]["x"], whole_x[part][-1])
+    with pytest.raises(IndexError):
+      source[len(source)]
+    with pytest.raises(IndexError):
+      source.__getitems__([0, len(source)])
+  if name.startswith("toy2d_"):  # the points of the generator, train seed
+    points, _ = sample_toy2d_with_labels(name[len("toy2d_"):], 100_000, seed=builders.TOY2D_SPLIT_SEEDS["train"])
+    np.testing.assert_array_equal(read_all(validation)[0], points[cut:])
+
+
+def test_default_validation_sizes():
+  assert sources.DEFAULT_VALIDATION_SIZE == {"fashion_mnist": 10_000, "digits": 300,
+                                             **{"toy2d_" + k: 10_000 for k in TOY2D_KINDS}}
+  for name, size in sources.DEFAULT_VALIDATION_SIZE.items():
+    assert sources.default_validation_size(name) == size
+  assert sources.info("fashion_mnist")["splits"] == {"train": 50_000, "validation": 10_000, "test": 10_000}
+  assert sources.info("digits")["splits"] == {"train": 1197, "validation": 300, "test": 300}
+  assert sources.info("toy2d_moons")["splits"] == {"train": 90_000, "validation": 10_000, "test": 10_000}
+  assert sources.info("digits", validation_size=97)["splits"] == {"train": 1400, "validation": 97, "test": 300}
+
+
+def test_bad_validation_sizes_are_one_line_user_errors(data_dir):
+  with pytest.raises(UserError, match=r"set data.validation_size > 0") as err:
+    sources.load("digits", "validation", data_dir=data_dir, validation_size=0)
+  assert "\n" not in str(err.value)
+  assert len(sources.load("digits", "train", data_dir=data_dir, validation_size=0)) == 1497
+  for size in (1497, 5000):
+    for split in ("train", "validation", "test"):
+      with pytest.raises(UserError, match=f"validation_size={size} .*train split has 1497.*below 1497") as err:
+        sources.load("digits", split, data_dir=data_dir, validation_size=size)
+      assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="train split has 1497"):
+      sources.info("digits", validation_size=size)
+  assert len(sources.load("digits", "train", data_dir=data_dir, validation_size=1496)) == 1
 
 
 # Pipelines.
 
 
-def test_to_float_scales_images_and_keeps_points():
+def test_to_arrays_keeps_images_uint8_and_fixes_other_dtypes():
   image = {"x": np.array([[0, 51, 255]], np.uint8), "label": np.int64(7)}
-  out = pipeline.to_float(image)
-  np.testing.assert_array_equal(out["x"], np.array([[0.0, 0.2, 1.0]], np.float32))
-  assert out["x"].dtype == np.float32 and out["label"].dtype == np.int32 and out["label"] == 7
-  points = pipeline.to_float({"x": np.array([-1.5, 2.25], np.float32), "label": 0})
+  out = pipeline.to_arrays(image)
+  np.testing.assert_array_equal(out["x"], image["x"])
+  assert out["x"].dtype == np.uint8 and out["label"].dtype == np.int32 and out["label"] == 7
+  points = pipeline.to_arrays({"x": np.array([-1.5, 2.25], np.float64), "label": 0})
+  assert points["x"].dtype == np.float32
   np.testing.assert_array_equal(points["x"], [-1.5, 2.25])
+  tokens = pipeline.to_arrays({"x": np.array([3, 70000], np.int64)})  # no label: 0
+  assert tokens["x"].dtype == np.int32 and tokens["label"].dtype == np.int32 and tokens["label"] == 0
+  np.testing.assert_array_equal(tokens["x"], [3, 70000])
+
+
+def test_images_to_float_scales_uint8_only():
+  scaled = pipeline.images_to_float(np.array([[0, 51, 255]], np.uint8))
+  assert scaled.dtype == np.float32
+  np.testing.assert_array_equal(scaled, np.array([[0.0, 0.2, 1.0]], np.float32))
+  points = np.array([-1.5, 2.25], np.float32)
+  assert pipeline.images_to_float(points) is points  # unchanged, not even copied
+  tokens = np.array([1, 2], np.int32)
+  assert pipeline.images_to_float(tokens).dtype == np.int32
+
+
+def test_images_stay_uint8_through_the_pipelines(data_dir):
+  source = sources.load("digits", "validation", data_dir=data_dir)
+  x, labels = read_all(source)
+  batch = next(pipeline.train_iterator(source, batch_size=32, seed=0))
+  assert batch["x"].dtype == np.uint8 and batch["x"].shape == (32, 8, 8, 1) and batch["label"].dtype == np.int32
+  assert batch["x"].max() > 1  # raw 0..255 pixels, not rescaled
+  batches = list(pipeline.eval_batches(source, batch_size=128))
+  assert all(b["x"].dtype == np.uint8 for b, _ in batches)
+  np.testing.assert_array_equal(np.concatenate([b["x"][m] for b, m in batches]), x)
+  np.testing.assert_array_equal(np.concatenate([b["label"][m] for b, m in batches]), labels)
+  points = next(pipeline.train_iterator(sources.load("toy2d_circles", "validation", data_dir=data_dir),
+                                        batch_size=8, seed=0))
+  assert points["x"].dtype == np.float32 and points["x"].shape == (8, 2)
 
 
 def test_train_iterator_shuffles_every_epoch_with_its_seed():
@@ -231,21 +321,39 @@ def test_train_iterator_shuffles_every_epoch_with_its_seed():
   np.testing.assert_array_equal(labels_of([next(again) for _ in range(5)]), first)
 
 
-def test_train_iterator_resumes_exactly_from_its_state(data_dir):
-  source = sources.load("digits", "test", data_dir=data_dir)  # 300 examples: 4 batches of 64 an epoch
-  it = pipeline.train_iterator(source, batch_size=64, seed=3)
+@pytest.mark.parametrize("split,batch_size", [("validation", 64), ("train", 256)])
+def test_train_iterator_resumes_exactly_from_its_state(data_dir, split, batch_size):
+  # Sliced sources (300 validation / 1197 train examples): 4 batches an epoch either way.
+  source = sources.load("digits", split, data_dir=data_dir)
+  it = pipeline.train_iterator(source, batch_size=batch_size, seed=3)
   for _ in range(3):
     next(it)
   state = json.loads(json.dumps(it.get_state()))
   rest = [next(it) for _ in range(6)]  # crosses two epoch boundaries
-  resumed = pipeline.train_iterator(source, batch_size=64, seed=3)
+  resumed = pipeline.train_iterator(source, batch_size=batch_size, seed=3)
   next(resumed)  # a position that the restore must overwrite
   resumed.set_state(state)
   for expected, batch in zip(rest, [next(resumed) for _ in range(6)]):
-    assert batch["x"].dtype == np.float32 and batch["x"].shape == (64, 8, 8, 1) and batch["label"].dtype == np.int32
-    assert 0.0 <= batch["x"].min() and batch["x"].max() <= 1.0
+    assert batch["x"].dtype == np.uint8 and batch["x"].shape == (batch_size, 8, 8, 1)
+    assert batch["label"].dtype == np.int32
     np.testing.assert_array_equal(batch["x"], expected["x"])
     np.testing.assert_array_equal(batch["label"], expected["label"])
+
+
+def test_sliced_source_feeds_only_its_records_to_the_pipelines():
+  source = sources._Source(list_source(50), start=20, stop=44)  # records 20..43 as 0..23
+  assert len(source) == 24 and int(source[0]["label"]) == 20 and int(source[-1]["label"]) == 43
+  it = pipeline.train_iterator(source, batch_size=8, seed=0)
+  epoch = labels_of([next(it) for _ in range(3)])
+  assert sorted(epoch) == list(range(20, 44))
+  state = it.get_state()
+  following = labels_of([next(it) for _ in range(4)])
+  it.set_state(state)
+  np.testing.assert_array_equal(labels_of([next(it) for _ in range(4)]), following)
+  evaluated = list(pipeline.eval_batches(source, batch_size=10))
+  np.testing.assert_array_equal(np.concatenate([b["label"][m] for b, m in evaluated]), np.arange(20, 44))
+  with pytest.raises(ValueError, match="not within"):
+    sources._Source(list_source(5), start=2, stop=6)
 
 
 def test_process_shards_are_disjoint_and_cover_each_epoch():
@@ -296,16 +404,52 @@ def fake_catalogue_source(builder, split, **kwargs):
 
 def test_tfds_catalogue_path_with_mocked_data(tmp_path):
   with tfds.testing.mock_data(as_data_source_fn=fake_catalogue_source):
+    # mnist has no validation split: the last 10% of train (1 of the 12 fake examples) is carved off.
     source = sources.load("tfds:mnist", "train", data_dir=str(tmp_path))
-    assert len(source) == 12
+    assert len(source) == 11
+    assert len(sources.load("tfds:mnist", "validation", data_dir=str(tmp_path))) == 1
     example = source[3]
     assert set(example) == {"x", "label"} and int(example["label"]) == 3
     assert example["x"].shape == (28, 28, 1) and example["x"].dtype == np.uint8
     batch = next(pipeline.train_iterator(source, batch_size=4, seed=0))
-    assert batch["x"].shape == (4, 28, 28, 1) and batch["x"].dtype == np.float32
+    assert batch["x"].shape == (4, 28, 28, 1) and batch["x"].dtype == np.uint8
     for x, label in zip(batch["x"], batch["label"]):
-      np.testing.assert_allclose(x, source[int(label)]["x"] / 255.0, rtol=1e-6)
+      np.testing.assert_array_equal(x, source[int(label)]["x"])
+    train = sources.load("tfds:mnist", "train", data_dir=str(tmp_path), validation_size=4)
+    validation = sources.load("tfds:mnist", "validation", data_dir=str(tmp_path), validation_size=4)
+    np.testing.assert_array_equal(read_all(train)[1], np.arange(8))
+    np.testing.assert_array_equal(read_all(validation)[1], np.arange(8, 12))
+    with pytest.raises(UserError, match="set data.validation_size > 0"):
+      sources.load("tfds:mnist", "validation", data_dir=str(tmp_path), validation_size=0)
+    with pytest.raises(UserError, match="train split has 12"):
+      sources.load("tfds:mnist", "train", data_dir=str(tmp_path), validation_size=12)
     meta = sources.info("tfds:mnist", data_dir=str(tmp_path))
     assert meta["shape"] == (28, 28, 1) and meta["num_classes"] == 10 and meta["kind"] == "image"
     with pytest.raises(UserError, match="no dataset 'no_such_set'"):
       sources.load("tfds:no_such_set", "train", data_dir=str(tmp_path))
+
+
+def test_tfds_catalogue_validation_split(tmp_path, monkeypatch):
+  """A catalogue dataset's own validation split is used as it is; one without is carved from train."""
+  requested = []
+
+  def recording_source(builder, split, **kwargs):
+    requested.append(split)
+    return fake_catalogue_source(builder, split, **kwargs)
+
+  sizes = {"train": 12, "validation": 5, "test": 3}  # what TFDS's metadata would say (mock_data has none)
+  monkeypatch.setattr(sources, "_catalogue_splits", lambda builder: dict(sizes))
+  with tfds.testing.mock_data(as_data_source_fn=recording_source):
+    for split in ("train", "validation", "train[:50%]"):
+      assert len(sources.load("tfds:mnist", split, data_dir=str(tmp_path), validation_size=4)) == 12
+    assert requested == ["train", "validation", "train[:50%]"]
+    assert sources.default_validation_size("tfds:mnist", data_dir=str(tmp_path)) == 5
+    assert sources.info("tfds:mnist", data_dir=str(tmp_path))["splits"] == sizes
+    del sizes["validation"]
+    assert len(sources.load("tfds:mnist", "validation", data_dir=str(tmp_path), validation_size=4)) == 4
+    assert requested[-1] == "train"
+    assert sources.default_validation_size("tfds:mnist", data_dir=str(tmp_path)) == 1
+    assert sources.info("tfds:mnist", data_dir=str(tmp_path), validation_size=4)["splits"] == {
+        "train": 8, "validation": 4, "test": 3}
+    with pytest.raises(UserError, match="no split 'valid'"):
+      sources.load("tfds:mnist", "valid", data_dir=str(tmp_path))

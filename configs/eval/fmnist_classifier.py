@@ -11,29 +11,23 @@ Variants:
   python -m jgen.eval.features runs/fmnist_classifier   # exports it to jgen/assets/
 """
 
-import ml_collections
+from jgen.config_schema import check_variant, experiment
+
+STEPS = 8000
 
 
-def get_config(arg: str = "full") -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
+def get_config(arg: str = "full"):
+  smoke = check_variant(arg) == "smoke"
   # Two convs per stage at half the width beat one wide conv at the same cost; with
   # 2-pixel shifts the network underfits in 8,000 steps, with none it overfits.
-  config.model = ml_collections.ConfigDict(dict(
-      name="classifier.fmnist", channels=(16, 32, 64), convs_per_stage=2, feature_dim=128,
-      num_classes=10, dropout=0.3, augment=True, max_shift=1))
-  config.data = ml_collections.ConfigDict(dict(name="fashion_mnist", batch_size=128, eval_batch_size=1000))
-  steps = 8000
-  config.optim = ml_collections.ConfigDict(dict(
-      name="adam", lr=2e-3, b1=0.9, b2=0.999, grad_clip=0.0, warmup_steps=200, decay="cosine",
-      decay_steps=steps))
-  config.train = ml_collections.ConfigDict(dict(
-      steps=steps, seed=0, log_every=100, eval_every=1000, ckpt_every=1000, keep=2, sample_num=0))
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
-  if arg == "smoke":
-    config.data.batch_size = 32
-    config.data.eval_batch_size = 64
-    config.train.update(steps=5, log_every=1, eval_every=5, ckpt_every=5)
-    config.optim.update(warmup_steps=1, decay_steps=5)
-  elif arg != "full":
-    raise ValueError(f"unknown variant {arg!r}; use 'full' or 'smoke'")
-  return config
+  c = experiment(
+      model=dict(name="classifier.fmnist", channels=(16, 32, 64), convs_per_stage=2, feature_dim=128,
+                 num_classes=10, dropout=0.3, augment=True, max_shift=1),
+      data=dict(name="fashion_mnist", batch_size=128, eval_batch_size=1000),
+      optim=dict(lr=2e-3, warmup_steps=200, decay="cosine", decay_steps=STEPS),
+      train=dict(steps=STEPS, log_every=100, eval_every=1000, ckpt_every=1000, keep=2, sample_num=0))
+  if smoke:
+    c.data.update(batch_size=32, eval_batch_size=64)
+    c.train.update(steps=5, log_every=1, eval_every=5, ckpt_every=5)
+    c.optim.update(warmup_steps=1, decay_steps=5)
+  return c

@@ -5,6 +5,8 @@ processes so that every host sees a disjoint share of each epoch; the iterator
 state is a small JSON-able dict the checkpoint stores, so a resumed run reads
 exactly the batches an uninterrupted one would. Evaluation reads one pass in
 order, padding the last batch and marking the real examples with a mask.
+Images stay uint8 on the host (a quarter of the bytes of float32 to move); the
+loop turns them into [0, 1] floats on the device (jgen.data.spec.to_model_input).
 """
 
 import functools
@@ -21,11 +23,21 @@ READ_THREADS = 2
 PREFETCH_BATCHES = 4
 
 
-def to_float(example: Example) -> dict[str, np.ndarray]:
-  """uint8 images -> float32 in [0, 1]; other data (2-D points) -> float32 unchanged; label -> int32."""
+def to_arrays(example: Example) -> dict[str, np.ndarray]:
+  """An example as the loader's arrays: uint8 images as they are, token ids int32, points float32.
+
+  Other integer data becomes int32 and other data float32; label is int32 (0 where absent).
+  """
   x = np.asarray(example["x"])
-  x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+  if x.dtype != np.uint8:
+    x = x.astype(np.int32 if np.issubdtype(x.dtype, np.integer) else np.float32)
   return {"x": x, "label": np.asarray(example.get("label", 0), np.int32)}
+
+
+def images_to_float(x) -> np.ndarray:
+  """uint8 images -> float32 in [0, 1]; anything else unchanged (for host code that needs float images)."""
+  x = np.asarray(x)
+  return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
 
 
 def _per_process_batch(batch_size: int, process_count: int) -> int:
@@ -51,7 +63,7 @@ def _read_batch(indices: np.ndarray, *, source, transform) -> Batch:
 
 
 def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1,
-                   transform: Callable[[Example], Example] = to_float) -> grain.DatasetIterator:
+                   transform: Callable[[Example], Example] = to_arrays) -> grain.DatasetIterator:
   """Endless shuffled batches of this process's share of `batch_size` (the global batch).
 
   The pipeline is source -> shuffle(seed) -> repeat -> shard -> transform -> batch.
@@ -74,7 +86,7 @@ def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0
 
 
 def eval_batches(source, *, batch_size: int, process_index: int = 0, process_count: int = 1,
-                 transform: Callable[[Example], Example] = to_float) -> Iterator[tuple[Batch, np.ndarray]]:
+                 transform: Callable[[Example], Example] = to_arrays) -> Iterator[tuple[Batch, np.ndarray]]:
   """One in-order pass as (batch, mask) pairs; `mask` (bool [B]) marks real examples.
 
   Global batch i holds examples [i * batch_size, (i + 1) * batch_size); this process

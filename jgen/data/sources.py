@@ -5,11 +5,18 @@ jgen's offline TFDS builders into `data_dir` (default $JGEN_DATA_DIR or
 ~/.cache/jgen/tfds) and read back as array_record data sources. "tfds:NAME"
 reads any TFDS catalogue dataset with `tfds.data_source` (needs the network the
 first time). Every source has len() and returns {"x": ndarray, "label": int}.
+
+Every dataset has train / validation / test splits. Local datasets are prepared
+with train and test only; their validation split is the last V examples of the
+prepared train split and "train" the first N - V, sliced when read, so changing
+V never rebuilds anything. A catalogue dataset uses its own validation split when
+it has one and is carved the same way otherwise.
 """
 
 import contextlib
 import difflib
 import fcntl
+import operator
 import os
 from typing import Any
 
@@ -22,13 +29,25 @@ TFDS_PREFIX = "tfds:"
 TOY2D_PREFIX = "toy2d_"
 
 DATASETS = {
-    "fashion_mnist": "Fashion-MNIST, 28x28 grey clothing images, 10 classes, 60000/10000 (local IDX files)",
-    "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, 1497/300 (bundled with scikit-learn)",
-    **{TOY2D_PREFIX + kind: f"2-D toy: {toy2d.DESCRIPTIONS[kind]}, 100000/10000 (generated)"
+    "fashion_mnist": "Fashion-MNIST, 28x28 grey clothing images, 10 classes, "
+                     "50000/10000/10000 train/validation/test (local IDX files)",
+    "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, "
+              "1197/300/300 train/validation/test (bundled with scikit-learn)",
+    **{TOY2D_PREFIX + kind: f"2-D toy: {toy2d.DESCRIPTIONS[kind]}, 90000/10000/10000 train/validation/test (generated)"
        for kind in toy2d.TOY2D_KINDS},
 }
 
-# Static facts of the local datasets, known without preparing them.
+SPLITS = ("train", "validation", "test")
+# Examples at the end of the prepared train split that form the validation split by default.
+DEFAULT_VALIDATION_SIZE = {
+    "fashion_mnist": 10_000,
+    "digits": 300,
+    **{TOY2D_PREFIX + kind: 10_000 for kind in toy2d.TOY2D_KINDS},
+}
+# A catalogue dataset without a validation split gives this share of train to one.
+TFDS_VALIDATION_FRACTION = 0.1
+
+# Static facts of the local datasets (their prepared splits), known without preparing them.
 _IMAGE_INFO = {
     "fashion_mnist": dict(kind="image", shape=(28, 28, 1), dtype="uint8", num_classes=10,
                           splits={"train": 60_000, "test": 10_000}),
@@ -125,31 +144,51 @@ def prepare(name: str, source_dir: str | None = None, data_dir: str | None = Non
 
 
 class _Source:
-  """A TFDS data source seen through jgen's keys: {"x": ndarray, "label": ndarray}."""
+  """A TFDS data source seen through jgen's keys: {"x": ndarray, "label": ndarray}.
 
-  def __init__(self, source, image_key: str = "x", label_key: str | None = "label"):
+  `start`/`stop` restrict it to the records [start, stop) of the wrapped source, renumbered
+  from 0: that is how train and validation share one prepared train split.
+  """
+
+  def __init__(self, source, image_key: str = "x", label_key: str | None = "label",
+               start: int = 0, stop: int | None = None):
+    total = len(source)
+    stop = total if stop is None else stop
+    if not 0 <= start <= stop <= total:
+      raise ValueError(f"slice [{start}, {stop}) is not within a source of {total} examples")
     self._source = source
     self._image_key = image_key
     self._label_key = label_key
+    self._start, self._len = start, stop - start
 
   def __len__(self) -> int:
-    return len(self._source)
+    return self._len
+
+  def _index(self, index) -> int:
+    """The wrapped source's index of example `index` (negative counts from the end, as for lists)."""
+    index = operator.index(index)
+    position = index + self._len if index < 0 else index
+    # The wrapped source holds records past the slice, so it would not raise for them itself.
+    if not 0 <= position < self._len:
+      raise IndexError(f"index {index} is out of range for a source of {self._len} examples")
+    return self._start + position
 
   def _rename(self, example) -> dict[str, Any]:
     label = example[self._label_key] if self._label_key else 0
     return {"x": np.asarray(example[self._image_key]), "label": np.asarray(label)}
 
   def __getitem__(self, index: int) -> dict[str, Any]:
-    return self._rename(self._source[index])
+    return self._rename(self._source[self._index(index)])
 
   def __getitems__(self, indices):
     """A batched read (one call into array_record) where the wrapped source has one."""
+    indices = [self._index(i) for i in indices]
     if hasattr(self._source, "__getitems__"):
-      return [self._rename(example) for example in self._source.__getitems__(list(indices))]
-    return [self[i] for i in indices]
+      return [self._rename(example) for example in self._source.__getitems__(indices)]
+    return [self._rename(self._source[i]) for i in indices]
 
   def __repr__(self) -> str:
-    return f"_Source({self._source!r})"
+    return f"_Source({self._source!r}, start={self._start}, stop={self._start + self._len})"
 
 
 def _tfds_keys(name: str, features) -> tuple[str, str | None]:
@@ -166,44 +205,138 @@ def _check_split(name: str, split: str, splits) -> None:
     raise UserError(f"dataset {name} has no split {base!r}; it has {', '.join(splits)}")
 
 
-def load(name: str, split: str, data_dir: str | None = None, source_dir: str | None = None):
-  """A random-access source over one split (TFDS split syntax such as "train[:90%]" works)."""
+def _prepared_splits(name: str) -> dict[str, int]:
+  """The split sizes a local dataset is prepared with (train still holds validation)."""
+  if name in _IMAGE_INFO:
+    return dict(_IMAGE_INFO[name]["splits"])
+  from jgen.data.builders import TOY2D_SPLIT_SIZES
+
+  return dict(TOY2D_SPLIT_SIZES)
+
+
+def _catalogue_splits(builder) -> dict[str, int]:
+  """A catalogue dataset's own splits and sizes ({} where TFDS has no metadata for it, as under mock_data)."""
+  return {split: info.num_examples for split, info in builder.info.splits.items()}
+
+
+def _resolve_validation_size(name: str, validation_size: int, train_size: int) -> int:
+  """The validation size to carve from a train split of `train_size` (the default where negative)."""
+  if validation_size < 0:
+    if name in DEFAULT_VALIDATION_SIZE:
+      validation_size = DEFAULT_VALIDATION_SIZE[name]
+    else:
+      validation_size = int(train_size * TFDS_VALIDATION_FRACTION)
+  if validation_size >= train_size:
+    raise UserError(f"data.validation_size={validation_size} leaves no training examples of {name} "
+                    f"(its train split has {train_size}); set data.validation_size below {train_size}")
+  return validation_size
+
+
+def _carve(name: str, split: str, validation_size: int, train_size: int) -> tuple[int, int]:
+  """[start, stop) of `split` ("train" or "validation") within a train split of `train_size` examples."""
+  if split == "train":
+    return 0, train_size - validation_size
+  if validation_size == 0:
+    raise UserError(f"dataset {name} has no validation split with data.validation_size=0; "
+                    "set data.validation_size > 0 (or -1 for the dataset's default)")
+  return train_size - validation_size, train_size
+
+
+def default_validation_size(name: str, data_dir: str | None = None) -> int:
+  """How many examples the validation split of `name` holds unless data.validation_size says otherwise.
+
+  Local datasets: DEFAULT_VALIDATION_SIZE. Catalogue datasets: their own validation split's
+  size, else TFDS_VALIDATION_FRACTION of train (0 where TFDS does not know the sizes).
+  """
+  _check_name(name)
+  if name in DEFAULT_VALIDATION_SIZE:
+    return DEFAULT_VALIDATION_SIZE[name]
+  splits = _catalogue_splits(_tfds_builder(name, data_dir))
+  if "validation" in splits:
+    return splits["validation"]
+  return int(splits.get("train", 0) * TFDS_VALIDATION_FRACTION)
+
+
+def load(name: str, split: str, data_dir: str | None = None, source_dir: str | None = None,
+         validation_size: int = -1):
+  """A random-access source over one split: "train", "validation" or "test".
+
+  validation_size: examples at the end of the prepared train split that form "validation"
+  ("train" is the rest); -1 = the dataset's default (`default_validation_size`), 0 = no
+  validation split. It does not apply to a catalogue dataset with its own validation
+  split. Catalogue datasets also take TFDS split expressions such as "train[:90%]",
+  which read the catalogue's own splits as TFDS defines them.
+  """
   _check_name(name)
   if name.startswith(TFDS_PREFIX):
-    import tensorflow_datasets as tfds
-
-    builder = _tfds_builder(name, data_dir)
-    _check_split(name, split, list(builder.info.splits))
-    source = tfds.data_source(name[len(TFDS_PREFIX):], split=split, data_dir=data_dir)
-    return _Source(source, *_tfds_keys(name, builder.info.features))
+    return _load_catalogue(name, split, data_dir, validation_size)
+  if split not in SPLITS:
+    raise UserError(f"dataset {name} has no split {split!r}; it has {', '.join(SPLITS)}")
   data_dir = data_dir or default_data_dir()
   prepare(name, source_dir=source_dir, data_dir=data_dir)
-  _check_split(name, split, info(name)["splits"])
+  train_size = _prepared_splits(name)["train"]
+  # Checked for every split, so a bad size fails as early as the first read of any split.
+  validation_size = _resolve_validation_size(name, validation_size, train_size)
   with _quiet_tfds():
-    return _Source(_local_builder(name, data_dir, source_dir).as_data_source(split))
+    builder = _local_builder(name, data_dir, source_dir)
+    if split == "test":
+      return _Source(builder.as_data_source("test"))
+    start, stop = _carve(name, split, validation_size, train_size)
+    return _Source(builder.as_data_source("train"), start=start, stop=stop)
 
 
-def info(name: str, data_dir: str | None = None) -> dict[str, Any]:
-  """What a dataset holds: kind ("image" | "points"), shape, dtype, num_classes, splits {name: size}."""
+def _load_catalogue(name: str, split: str, data_dir: str | None, validation_size: int):
+  import tensorflow_datasets as tfds
+
+  builder = _tfds_builder(name, data_dir)
+  keys = _tfds_keys(name, builder.info.features)
+  splits = _catalogue_splits(builder)
+  tfds_name = name[len(TFDS_PREFIX):]
+  if split not in ("train", "validation") or "validation" in splits:
+    _check_split(name, split, list(splits))
+    return _Source(tfds.data_source(tfds_name, split=split, data_dir=data_dir), *keys)
+  # No validation split of its own: carve it from the end of train, as for the local datasets.
+  train = tfds.data_source(tfds_name, split="train", data_dir=data_dir)
+  validation_size = _resolve_validation_size(name, validation_size, len(train))
+  start, stop = _carve(name, split, validation_size, len(train))
+  return _Source(train, *keys, start=start, stop=stop)
+
+
+def _with_validation(name: str, splits: dict[str, int], validation_size: int) -> dict[str, int]:
+  """Prepared splits {train, test} -> {train (reduced), validation, test}; no validation where its size is 0."""
+  validation_size = _resolve_validation_size(name, validation_size, splits["train"])
+  out = {"train": splits["train"] - validation_size}
+  if validation_size:
+    out["validation"] = validation_size
+  return {**out, **{s: n for s, n in splits.items() if s != "train"}}
+
+
+def info(name: str, data_dir: str | None = None, validation_size: int = -1) -> dict[str, Any]:
+  """What a dataset holds: kind ("image" | "points"), shape, dtype, num_classes, splits {name: size}.
+
+  The splits are those `load` serves with the same `validation_size`: train (less the
+  validation examples), validation (absent where validation_size is 0) and test.
+  """
   _check_name(name)
   if name in _IMAGE_INFO:
-    out = dict(_IMAGE_INFO[name], splits=dict(_IMAGE_INFO[name]["splits"]))
+    out = dict(_IMAGE_INFO[name], splits=_with_validation(name, _prepared_splits(name), validation_size))
     if name == "fashion_mnist":
       from jgen.data.builders import FASHION_MNIST_CLASSES
 
       out["class_names"] = FASHION_MNIST_CLASSES
     return {"name": name, "description": DATASETS[name], **out}
   if name.startswith(TOY2D_PREFIX):
-    from jgen.data.builders import TOY2D_SPLIT_SIZES
-
     kind = name[len(TOY2D_PREFIX):]
     return {"name": name, "description": DATASETS[name], "kind": "points", "shape": (2,),
-            "dtype": "float32", "num_classes": toy2d.NUM_CLASSES[kind], "splits": dict(TOY2D_SPLIT_SIZES)}
+            "dtype": "float32", "num_classes": toy2d.NUM_CLASSES[kind],
+            "splits": _with_validation(name, _prepared_splits(name), validation_size)}
   builder = _tfds_builder(name, data_dir)
   features = builder.info.features
   image_key, label_key = _tfds_keys(name, features)
   num_classes = getattr(features[label_key], "num_classes", None) if label_key else None
+  splits = _catalogue_splits(builder)
+  if "train" in splits and "validation" not in splits:
+    splits = _with_validation(name, splits, validation_size)
   return {"name": name, "description": f"TFDS catalogue dataset {builder.name}", "kind": "image",
           "shape": tuple(features[image_key].shape), "dtype": np.dtype(features[image_key].np_dtype).name,
-          "num_classes": num_classes or 1,
-          "splits": {s: split.num_examples for s, split in builder.info.splits.items()}}
+          "num_classes": num_classes or 1, "splits": splits}

@@ -49,7 +49,8 @@ def _flat(tree, prefix: str) -> dict[str, np.ndarray]:
 
 def export_feature_network(state, model_config, path: str = ASSET_PATH, meta: dict | None = None) -> str:
   """Writes a trained `classifier.fmnist` TrainState's params and batch statistics to an .npz asset."""
-  arrays = {**_flat(jax.device_get(state.params), "params"), **_flat(jax.device_get(state.extra["rest"]), "rest")}
+  arrays = {**_flat(jax.device_get(state.params["model"]), "params"),
+            **_flat(jax.device_get(state.model_state["model"]), "rest")}
   info = {"model": model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config),
           **(meta or {})}
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -127,8 +128,8 @@ def export_workdir(workdir: str, path: str = ASSET_PATH) -> str:
   if config.model.name != "classifier.fmnist":
     raise UserError(f"{workdir} is a run of {config.model.name}, not of classifier.fmnist")
   # Measured before writing, so the asset records the accuracy it was shown to reach.
-  images, labels = read_fashion_mnist("test", config.data.get("source_dir") or None)
-  net = FeatureNetwork(family.model(state), {"model": config.model.to_dict()})
+  images, labels = read_fashion_mnist("test", config.data.source_dir or None)
+  net = FeatureNetwork(family.network(state), {"model": config.model.to_dict()})
   accuracy = float((net.logits(images.astype(np.float32) / 255.0).argmax(1) == labels).mean())
   export_feature_network(state, config.model, path, meta={
       "step": int(jax.device_get(state.step)), "train_steps": int(config.train.steps), "test_accuracy": accuracy})

@@ -4,14 +4,14 @@ log p(x) >= E[log (1/K) sum_k w_k], w_k = p(x, z_k) / q(z_k | x), z_k ~ q(z | x)
 (Burda et al., 2016). K = 1 is the ELBO; the bound tightens as K grows and is
 exact for any K when q is the true posterior.
 
-A family opts in by defining
+A family declares `importance_weights = True` and defines
   `log_importance_weights(state, x, rng, num_samples) -> [num_samples, B]`
-(log p(x, z_k) - log q(z_k | x) for fresh z_k), written from its own encode /
-decode. VAEs whose `encode(state, x)` gives a diagonal Gaussian (mean, log-variance)
-under a N(0, I) prior and whose `decode(state, z)` gives Bernoulli means of binary
-images get those weights from `GaussianBernoulliWeights` without writing them. The K samples are drawn in chunks with a running log-sum-exp, so K = 5000
-costs the memory of one chunk; the computation is per example, so a batch sharded
-over the mesh's data axis stays sharded.
+(log p(x, z_k) - log q(z_k | x) for fresh z_k, on data in its likelihood space),
+computed by the family from its own networks; this module only averages them.
+The data is put into the likelihood space once per batch (every z_k sees the same
+binarization). The K samples are drawn in chunks with a running log-sum-exp, so
+K = 5000 costs the memory of one chunk; the computation is per example, so a batch
+sharded over the mesh's data axis stays sharded.
 """
 
 import functools
@@ -62,63 +62,38 @@ def elbo_estimate(log_weight_fn: LogWeightFn, state, x: jax.Array, rng: jax.Arra
   return log_weight_fn(state, x, rng, num_samples).mean(0)
 
 
-class GaussianBernoulliWeights:
-  """log p(z) + log p(x | z) - log q(z | x) from a family's Gaussian `encode` and Bernoulli-mean `decode`.
-
-  Equal (and hashed) by family, so it serves as a static jit argument.
-  """
+class _FamilyWeights:
+  """The family's `log_importance_weights` as a static jit argument (equal and hashed by family)."""
 
   def __init__(self, family):
     self.family = family
 
   def __eq__(self, other):
-    return isinstance(other, GaussianBernoulliWeights) and other.family is self.family
+    return isinstance(other, _FamilyWeights) and other.family is self.family
 
   def __hash__(self):
     return hash(id(self.family))
 
   def __call__(self, state, x, rng, num_samples):
-    mean, logvar = self.family.encode(state, x)
-    eps = jax.random.normal(rng, (num_samples,) + mean.shape)
-    z = mean + jnp.exp(0.5 * logvar) * eps
-    log_q = jax.scipy.stats.norm.logpdf(eps).sum(-1) - 0.5 * logvar.sum(-1)
-    log_prior = jax.scipy.stats.norm.logpdf(z).sum(-1)
-    probs = self.family.decode(state, z.reshape((-1,) + mean.shape[1:]))
-    probs = jnp.clip(probs.reshape((num_samples,) + x.shape), 1e-7, 1.0 - 1e-7)
-    log_lik = (x * jnp.log(probs) + (1.0 - x) * jnp.log1p(-probs)).reshape(num_samples, x.shape[0], -1).sum(-1)
-    return log_prior + log_lik - log_q
-
-
-def log_weight_fn_of(family) -> LogWeightFn | None:
-  """The family's own `log_importance_weights`, else the Gaussian/Bernoulli VAE weights, else None."""
-  fn = getattr(family, "log_importance_weights", None)
-  if callable(fn):
-    return fn
-  if (getattr(family, "family", "") == "VAE" and callable(getattr(family, "encode", None))
-      and callable(getattr(family, "decode", None))):
-    return GaussianBernoulliWeights(family)
-  return None
-
-
-def has_iwae(family) -> bool:
-  return log_weight_fn_of(family) is not None
+    return self.family.log_importance_weights(state, x, rng, num_samples)
 
 
 def iwae_log_likelihood(family, state, batches, rng: jax.Array, num_samples: int = 5000, chunk_size: int = 100,
                         mesh: jax.sharding.Mesh | None = None) -> jax.Array:
-  """IWAE log p(x) for every example of an iterable of [B,...] arrays, concatenated to [N].
+  """IWAE log p(x) for every example of an iterable of [B,...] arrays as loaded, concatenated to [N].
 
   With a `mesh`, each batch is sharded over its "data" axis (B must divide evenly).
-  The family's bound method is the static function, so all batches share one compilation.
+  All batches of one shape share one compilation.
   """
-  fn = log_weight_fn_of(family)
-  if fn is None:
-    raise NotImplementedError(f"{type(family).__name__} defines no log_importance_weights(state, x, rng, "
-                              "num_samples); IWAE needs it")
+  if not family.importance_weights:
+    raise NotImplementedError(f"{type(family).__name__} declares no importance weights; IWAE needs them")
+  fn = _FamilyWeights(family)
+  prepare = jax.jit(family.prepare_data)
   out = []
   for i, x in enumerate(batches):
-    x = jnp.asarray(x)
+    prep_key, key = jax.random.split(jax.random.fold_in(rng, i))
+    x = prepare(jnp.asarray(x), prep_key)
     if mesh is not None:
       x = jax.device_put(x, NamedSharding(mesh, P("data")))
-    out.append(iwae_estimate(fn, state, x, jax.random.fold_in(rng, i), num_samples, chunk_size))
+    out.append(iwae_estimate(fn, state, x, key, num_samples, chunk_size))
   return jnp.concatenate(out)

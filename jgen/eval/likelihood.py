@@ -29,7 +29,9 @@ import numpy as np
 
 LN2 = math.log(2.0)
 KINDS = ("exact", "lower_bound", "importance_weighted")
-SPACES = ("continuous_unit", "discrete_8bit", "binary", "continuous")
+SPACES = ("continuous_unit", "discrete_8bit", "binary", "tokens", "continuous")
+# Spaces where bits per dimension is defined (8-bit images).
+BITS_PER_DIM_SPACES = ("continuous_unit", "discrete_8bit")
 BINARIZATION_SEED = 0  # the one fixed binarization of every test set
 
 
@@ -86,6 +88,39 @@ def binarize(x, seed: int = BINARIZATION_SEED):
   return jax.random.bernoulli(jax.random.key(seed), jnp.asarray(x)).astype(jnp.float32)
 
 
+def prepare(space: str, x, rng: jax.Array):
+  """Data as the loader gives it -> the data a likelihood in `space` is measured on.
+
+  continuous_unit: uniformly dequantized; binary: binarized, pixel ~ Bernoulli(intensity), which leaves
+  already binary data (a fixed binarization of a test set) unchanged; others: as given.
+  """
+  if space == "continuous_unit":
+    return dequantize(x, rng)
+  if space == "binary":
+    return jax.random.bernoulli(rng, x).astype(jnp.float32)
+  if space not in SPACES:
+    raise ValueError(f"likelihood space {space!r} is not one of {SPACES}")
+  return x
+
+
+def bits_per_dim(space: str, nll_nats, dims: int):
+  """Bits per dimension of an nll in nats under `space`'s convention (None where it is not defined)."""
+  if space == "continuous_unit":
+    return dequantized_bits_per_dim(nll_nats, dims)
+  if space == "discrete_8bit":
+    return nats_to_bits_per_dim(nll_nats, dims)
+  return None
+
+
+def per_example(space: str, nll_nats, dims: int) -> dict:
+  """Per-example eval metrics of an nll: {"nll"} and, where the space defines it, {"bits_per_dim"}."""
+  out = {"nll": nll_nats}
+  bpd = bits_per_dim(space, nll_nats, dims)
+  if bpd is not None:
+    out["bits_per_dim"] = bpd
+  return out
+
+
 def rescale_log_det(dims: int, scale: float):
   """log |det| of y = scale * x + shift on D dimensions: add it to log p(y) to get log p(x)."""
   return dims * math.log(abs(scale))
@@ -112,12 +147,11 @@ def report(nll_nats_per_example, x_shape, space: str, kind: str, num_samples: in
   where = {"continuous_unit": "density on [0,1] at uniformly dequantized 8-bit pixels",
            "discrete_8bit": "probability of the 256-level pixels",
            "binary": f"probability of the test set binarized once with seed {BINARIZATION_SEED}",
+           "tokens": "probability of the token sequence",
            "continuous": "density of the data as given"}[space]
   out = {"nll": Likelihood(nll, "nats/example", kind, num_samples, f"-log p(x) in nats per example; {where}")}
-  if space == "continuous_unit":
-    out["bits_per_dim"] = Likelihood(dequantized_bits_per_dim(nll, dims), "bits/dim", kind, num_samples,
-                                     f"nll / (D ln 2) + 8 with D = {dims}; {where}")
-  elif space == "discrete_8bit":
-    out["bits_per_dim"] = Likelihood(nats_to_bits_per_dim(nll, dims), "bits/dim", kind, num_samples,
-                                     f"nll / (D ln 2) with D = {dims}; {where}")
+  formula = {"continuous_unit": "nll / (D ln 2) + 8", "discrete_8bit": "nll / (D ln 2)"}
+  if space in formula:
+    out["bits_per_dim"] = Likelihood(bits_per_dim(space, nll, dims), "bits/dim", kind, num_samples,
+                                     f"{formula[space]} with D = {dims}; {where}")
   return {k: v.as_dict() for k, v in out.items()}

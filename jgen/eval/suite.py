@@ -1,10 +1,10 @@
 """`evaluate`: the metrics that apply to a trained family, on a data split, with their conventions.
 
 - "nll": the family's `log_prob` on the split, in nats per example and bits/dim
-  following jgen.eval.likelihood (dequantized, binarized or as given, by the
-  family's `likelihood_space`), marked exact or a bound by `log_prob_kind`.
-- "iwae": the importance-weighted estimate with K samples, for families with
-  `log_importance_weights`.
+  following jgen.eval.likelihood (the family applies its likelihood space's
+  convention itself), marked exact or a bound by the family's declared `likelihood`.
+- "iwae": the importance-weighted estimate with K samples, for families that
+  declare `importance_weights`.
 - "fid" / "pr": FID-FMNIST, KID-FMNIST, precision and recall of `family.sample`
   against the split, in the shipped classifier's feature space; only for
   families whose samples are 28x28x1 images. FID-FMNIST is not Inception FID.
@@ -22,49 +22,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.eval import frechet, iwae, likelihood, precision_recall
-from jgen.family import Family
 
 FID_CONVENTION = ("FID-FMNIST: Frechet distance between Gaussians fitted to the penultimate features of jgen's "
                   "shipped Fashion-MNIST classifier (float64); not Inception FID, not comparable with papers' FID")
 KID_CONVENTION = "KID-FMNIST: unbiased MMD^2, cubic polynomial kernel on the same features, mean over 1000-sample subsets"
 PR_CONVENTION = "k-NN (k=3) manifold precision/recall (Kynkaanniemi et al., 2019) on the same features"
 SAMPLE_SEED = 1234
-DEQUANTIZATION_SEED = 0
 
 
-def load_split(name: str, split: str, limit: int | None = None, source_dir: str | None = None):
+def load_split(name: str, split: str, limit: int | None = None, source_dir: str | None = None,
+               validation_size: int = -1):
   """Images float32 in [0, 1] (or points) and int32 labels of a split, at most `limit` examples."""
   from jgen.data import pipeline, sources
 
-  source = sources.load(name, split, source_dir=source_dir)
+  source = sources.load(name, split, source_dir=source_dir, validation_size=validation_size)
   n = len(source) if limit is None else min(limit, len(source))
   xs, labels = [], []
   for batch, mask in pipeline.eval_batches(source, batch_size=1000):
-    xs.append(batch["x"][mask])
+    xs.append(pipeline.images_to_float(batch["x"][mask]))
     labels.append(batch["label"][mask])
     if sum(len(x) for x in xs) >= n:
       break
   return np.concatenate(xs)[:n], np.concatenate(labels)[:n]
 
 
-# What a family's log_prob measures when it does not say so with a `likelihood_space` attribute.
-DEFAULT_SPACES = {"VAE": "binary", "diffusion": "discrete_8bit"}
-
-
-def likelihood_space(family, config, x_shape) -> str:
-  """Which convention applies (see jgen.eval.likelihood): the family's `likelihood_space`, else a default."""
-  space = getattr(family, "likelihood_space", None)
-  if space:
-    return space
-  if config.data.get("binarize", False):
-    return "binary"
-  if len(x_shape) != 4:
-    return "continuous"
-  return DEFAULT_SPACES.get(family.family, "continuous_unit")
-
-
-def _has_log_prob(family) -> bool:
-  return type(family).log_prob is not Family.log_prob and family.log_prob_kind is not None
+def test_set_protocol(family, x):
+  """The test set a likelihood is scored on: binary-space families see one fixed binarization of it
+  (the published protocol; their `log_prob` leaves binary data unchanged), the others the data as loaded."""
+  return np.asarray(likelihood.binarize(x)) if family.space == "binary" else x
 
 
 def _batches(x, batch_size):
@@ -87,39 +72,29 @@ def _padded_call(fn, x, batch_size, rng=None):
   return np.concatenate(out)
 
 
-def nll_metrics(family, state, config, x, batch_size: int = 500, seed: int = 0) -> dict:
-  """Likelihood records (nats, bits/dim) of `family.log_prob` on images/points `x`, with conventions."""
-  space = likelihood_space(family, config, x.shape)
-  if space == "continuous_unit":
-    x = np.asarray(likelihood.dequantize(x, jax.random.key(DEQUANTIZATION_SEED)))
-  elif space == "binary":
-    x = np.asarray(likelihood.binarize(x))
+def nll_metrics(family, state, x, batch_size: int = 500, seed: int = 0) -> dict:
+  """Likelihood records (nats, bits/dim) of `family.log_prob` on data `x` as loaded, with conventions."""
+  x = test_set_protocol(family, x)
   log_prob = jax.jit(family.log_prob)
   nll = -_padded_call(functools.partial(log_prob, state), x, batch_size, rng=jax.random.key(seed))
-  kind = "lower_bound" if family.log_prob_kind == "lower_bound" else family.log_prob_kind
-  return likelihood.report(nll, x.shape, space, kind, getattr(family, "log_prob_num_samples", None))
+  return likelihood.report(nll, x.shape, family.space, family.likelihood, family.likelihood_samples)
 
 
-def iwae_metrics(family, state, config, x, num_samples: int = 5000, chunk_size: int = 100,
+def iwae_metrics(family, state, x, num_samples: int = 5000, chunk_size: int = 100,
                  batch_size: int = 100, seed: int = 0) -> dict:
   """IWAE records with K = `num_samples` (keys "nll_iwae", "bits_per_dim_iwae")."""
-  space = likelihood_space(family, config, x.shape)
-  if space == "continuous_unit":
-    x = np.asarray(likelihood.dequantize(x, jax.random.key(DEQUANTIZATION_SEED)))
-  elif space == "binary":
-    x = np.asarray(likelihood.binarize(x))
+  x = test_set_protocol(family, x)
   log_p = iwae.iwae_log_likelihood(family, state, _batches(x, batch_size), jax.random.key(seed), num_samples,
                                    chunk_size)
-  rep = likelihood.report(-np.asarray(log_p), x.shape, space, "importance_weighted", num_samples)
+  rep = likelihood.report(-np.asarray(log_p), x.shape, family.space, "importance_weighted", num_samples)
   return {f"{k}_iwae": v for k, v in rep.items()}
 
 
 def draw_samples(family, state, n: int, batch_size: int = 500, seed: int = SAMPLE_SEED) -> np.ndarray:
-  """`n` samples from the family in jitted batches of `batch_size`."""
-  rng = jax.random.key(seed)
-  sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
-  fns = {size: jax.jit(functools.partial(family.sample, n=size)) for size in set(sizes)}
-  return np.concatenate([np.asarray(fns[size](state, jax.random.fold_in(rng, i))) for i, size in enumerate(sizes)])
+  """`n` samples under the family's default conditions, in jitted batches of `batch_size`."""
+  from jgen.train.sampling import Sampler, draw
+
+  return draw(Sampler(family), state, n, jax.random.key(seed), batch_size)
 
 
 def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_network=None) -> tuple[dict, dict]:
@@ -151,8 +126,8 @@ def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_networ
   return out, seconds
 
 
-def _samples_images(family, x_shape) -> bool:
-  return len(x_shape) == 4 and tuple(x_shape[1:]) == (28, 28, 1) and family.family != "feature network"
+def _samples_images(family) -> bool:
+  return family.generative and family.spec.shape == (28, 28, 1)
 
 
 def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: int = 10000, split: str = "test",
@@ -166,52 +141,47 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
   listed under "skipped" with the reason.
   """
   metrics = tuple(metrics)
-  x, _ = data if data is not None else load_split(config.data.name, split,
-                                                    source_dir=config.data.get("source_dir") or None)
+  x, _ = data if data is not None else load_split(config.data.name, split, source_dir=config.data.source_dir or None,
+                                                    validation_size=config.data.validation_size)
   x = np.asarray(x, np.float32)
   device = jax.devices()[0]
   result = {"model": config.model.name, "family": family.family, "branch": family.branch,
             "dataset": config.data.name, "split": split, "step": int(jax.device_get(state.step)),
             "parameters": int(family.num_params(state)), "device": f"{jax.device_count()}x {device.device_kind}",
             "metrics": {}, "seconds": {}, "skipped": {}}
-  batch_size = int(config.data.get("eval_batch_size", 500))
+  batch_size = int(config.data.eval_batch_size or 500)
   x_lik = x if num_examples is None else x[:num_examples]
   if len(x_lik) < len(x) and ("nll" in metrics or "iwae" in metrics):
     result["likelihood_examples"] = len(x_lik)  # only a subset of the split
 
   if "nll" in metrics:
-    if _has_log_prob(family):
+    if getattr(family, "likelihood", None):
       t0 = time.perf_counter()
-      result["metrics"].update(nll_metrics(family, state, config, x_lik, batch_size))
+      result["metrics"].update(nll_metrics(family, state, x_lik, batch_size))
       result["seconds"]["nll"] = time.perf_counter() - t0
     else:
-      result["skipped"]["nll"] = f"{family.family} model {config.model.name} has no log_prob with a log_prob_kind"
+      result["skipped"]["nll"] = f"{config.model.name} declares no likelihood"
   if "iwae" in metrics:
-    if iwae.has_iwae(family):
+    if getattr(family, "importance_weights", False):
       t0 = time.perf_counter()
-      result["metrics"].update(iwae_metrics(family, state, config, x_lik, iwae_samples))
+      result["metrics"].update(iwae_metrics(family, state, x_lik, iwae_samples))
       result["seconds"]["iwae"] = time.perf_counter() - t0
     else:
-      result["skipped"]["iwae"] = f"{config.model.name} defines no log_importance_weights"
+      result["skipped"]["iwae"] = f"{config.model.name} declares no importance weights"
 
   wanted = tuple(m for m in ("fid", "pr") if m in metrics)
   if wanted:
-    if not _samples_images(family, x.shape):
+    if not _samples_images(family):
       for m in wanted:
         result["skipped"][m] = "sample metrics need a generative model of 28x28x1 images (FID-FMNIST features)"
     else:
       n = min(num_samples, len(x))
-      try:
-        t0 = time.perf_counter()
-        fake = draw_samples(family, state, n, batch_size)
-        result["seconds"]["sampling"] = time.perf_counter() - t0
-      except NotImplementedError as e:
-        for m in wanted:
-          result["skipped"][m] = f"no samples: {e}"
-      else:
-        out, seconds = sample_quality(x[:n], fake, wanted, feature_network)
-        result["metrics"].update(out)
-        result["seconds"].update(seconds)
+      t0 = time.perf_counter()
+      fake = draw_samples(family, state, n, batch_size)
+      result["seconds"]["sampling"] = time.perf_counter() - t0
+      out, seconds = sample_quality(x[:n], fake, wanted, feature_network)
+      result["metrics"].update(out)
+      result["seconds"].update(seconds)
   return result
 
 

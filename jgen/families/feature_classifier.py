@@ -3,7 +3,7 @@
 It trains through the same loop as the generative models (config
 configs/eval/fmnist_classifier.py) and its parameters ship in jgen/assets, so
 that every run's FID-FMNIST, KID and precision/recall use one fixed network.
-It is not a generative model: `sample` and `log_prob` raise.
+It is a `Model` the loop trains, not a generative `Family`: it has no `sample` or `log_prob`.
 """
 
 import jax
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jgen.family import LossFamily
+from jgen.family import Model
 from jgen.registry import register
 
 
@@ -66,47 +66,51 @@ def augment(x: jax.Array, rng: jax.Array, max_shift: int = 2) -> jax.Array:
   return jax.vmap(crop)(padded, offsets)
 
 
+CLASSIFIER_DEFAULTS = dict(channels=(32, 64, 64), convs_per_stage=1, feature_dim=128, num_classes=10, dropout=0.3,
+                           augment=True, max_shift=2)
+
+
 def build_classifier(model_config, image_shape=(28, 28, 1), rngs: nnx.Rngs | None = None) -> FeatureClassifier:
   """The network a `config.model` block describes, for images of `image_shape` (H, W, C)."""
-  m = model_config
-  return FeatureClassifier(channels=tuple(m.get("channels", (32, 64, 64))),
-                           convs_per_stage=m.get("convs_per_stage", 1), feature_dim=m.get("feature_dim", 128),
-                           num_classes=m.get("num_classes", 10), dropout=m.get("dropout", 0.3),
+  m = {**CLASSIFIER_DEFAULTS, **{k: v for k, v in dict(model_config).items() if k in CLASSIFIER_DEFAULTS}}
+  return FeatureClassifier(channels=tuple(m["channels"]), convs_per_stage=m["convs_per_stage"],
+                           feature_dim=m["feature_dim"], num_classes=m["num_classes"], dropout=m["dropout"],
                            image_size=image_shape[0], in_channels=image_shape[-1], rngs=rngs or nnx.Rngs(0))
 
 
 @register("classifier.fmnist", family="feature network")
-class FeatureClassifierFamily(LossFamily):
-  """Cross-entropy training of `FeatureClassifier`; eval reports per-example accuracy and loss."""
+class FeatureClassifierModel(Model):
+  """Cross-entropy training of `FeatureClassifier`; eval reports per-example accuracy and loss.
+
+  A `Model`, not a generative `Family`: the loop trains and evaluates it but draws no samples.
+  """
 
   main_metric = "loss"
 
-  def make_model(self, rngs, batch):
-    return build_classifier(self.config.model, batch["x"].shape[1:], rngs)
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(CLASSIFIER_DEFAULTS)
+    return d
+
+  def make_networks(self, rngs):
+    return {"model": build_classifier(self.config.model, self.spec.shape, rngs)}
 
   def loss(self, model, batch, rng):
     aug_key, drop_key = jax.random.split(rng)
     x = batch["x"]
-    if self.config.model.get("augment", True):
-      x = augment(x, aug_key, self.config.model.get("max_shift", 2))
+    if self.config.model.augment:
+      x = augment(x, aug_key, self.config.model.max_shift)
     logits = model(x, drop_key)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
     accuracy = (logits.argmax(-1) == batch["label"]).mean()
     return loss, {"accuracy": accuracy}
 
   def eval_step(self, state, batch, rng):
-    logits = self.model(state)(batch["x"])
+    logits = self.network(state)(batch["x"])
     return {"accuracy": (logits.argmax(-1) == batch["label"]).astype(jnp.float32),
             "loss": optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])}
 
   def features(self, state, x):
     """Penultimate features of images [B,28,28,1]: what FID-FMNIST compares."""
-    return self.model(state).features(x)
-
-  def sample(self, state, rng, n, **cond):
-    raise NotImplementedError("classifier.fmnist is the FID-FMNIST feature network, not a generative model: "
-                              "it has no sample(); train it for jgen.eval.features, not to draw images")
-
-  def log_prob(self, state, x, rng=None):
-    raise NotImplementedError("classifier.fmnist is the FID-FMNIST feature network, not a generative model: "
-                              "it has no log_prob(); its eval_step reports accuracy and loss")
+    return self.network(state).features(x)

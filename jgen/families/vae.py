@@ -2,7 +2,8 @@
 
 Likelihood: Bernoulli on binarized images. Training binarizes each batch afresh
 (dynamic binarization, x_bin ~ Bernoulli(pixel intensity)); evaluation
-binarizes the test set with the evaluator's fixed seeded key. The loss is the
+sees the test set binarized once with a fixed seed (binarizing binary data again
+changes nothing, so `log_prob` takes either). The loss is the
 negative ELBO in nats per image: -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)),
 with `beta` weighting the KL term (beta = 1 is the VAE; other values give the
 beta-VAE, whose objective is then not a bound).
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jgen.family import LossFamily
+from jgen.family import Family
 from jgen.nn.convnets import ConvDecoder, ConvEncoder
 from jgen.registry import register
 
@@ -40,22 +41,26 @@ def gaussian_kl(mean, logvar):
   return 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1)
 
 
-def binarize(rng, x):
-  return jax.random.bernoulli(rng, x).astype(x.dtype)
-
-
 @register("vae.conv", family="VAE")
-class VAE(LossFamily):
-  main_metric = "nll"
-  log_prob_kind = "lower_bound"
-  log_prob_num_samples = 1  # the ELBO is estimated with one posterior draw per image
+class VAE(Family):
+  likelihood = "lower_bound"
   likelihood_space = "binary"
+  likelihood_samples = 1  # the ELBO is estimated with one posterior draw per image
+  latents = True
+  importance_weights = True
 
-  def make_model(self, rngs, batch):
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(latent_dim=32, channels=(32, 64), beta=1.0)
+    return d
+
+  def make_networks(self, rngs):
     m = self.config.model
-    return ConvVAE(batch["x"].shape[1:], m.latent_dim, tuple(m.channels), rngs=rngs)
+    return {"model": ConvVAE(self.spec.shape, m.latent_dim, tuple(m.channels), rngs=rngs)}
 
   def _terms(self, model, x_bin, rng):
+    """Reconstruction nll and KL per image for binary images, one posterior draw."""
     mean, logvar = model.encode(x_bin)
     z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape)
     logits = model.decode(z)
@@ -64,28 +69,40 @@ class VAE(LossFamily):
 
   def loss(self, model, batch, rng):
     bin_rng, z_rng = jax.random.split(rng)
-    recon, kl = self._terms(model, binarize(bin_rng, batch["x"]), z_rng)
-    beta = self.config.model.get("beta", 1.0)
+    recon, kl = self._terms(model, self.prepare_data(batch["x"], bin_rng), z_rng)
+    beta = self.config.model.beta
     return jnp.mean(recon + beta * kl), {"nll": jnp.mean(recon + kl), "recon": jnp.mean(recon), "kl": jnp.mean(kl)}
 
-  def log_prob(self, state, x, rng=None):
-    """ELBO (a lower bound on log p(x)) in nats, one posterior sample, for binary x."""
-    rng = jax.random.key(0) if rng is None else rng
-    recon, kl = self._terms(self.model(state), x, rng)
+  def log_density(self, state, x, rng):
+    """The ELBO (a lower bound on log p(x)) in nats of binary x, one posterior draw."""
+    recon, kl = self._terms(self.network(state), x, rng)
     return -(recon + kl)
 
   def eval_step(self, state, batch, rng):
     bin_rng, z_rng = jax.random.split(rng)
-    recon, kl = self._terms(self.model(state), binarize(bin_rng, batch["x"]), z_rng)
+    recon, kl = self._terms(self.network(state), self.prepare_data(batch["x"], bin_rng), z_rng)
     return {"nll": recon + kl, "recon": recon, "kl": kl}
 
+  def log_importance_weights(self, state, x, rng, num_samples):
+    """log p(z_k) + log p(x | z_k) - log q(z_k | x) [num_samples, B] for binary x, from the decoder's logits."""
+    model = self.network(state)
+    mean, logvar = model.encode(x)
+    eps = jax.random.normal(rng, (num_samples,) + mean.shape)
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    log_q = jax.scipy.stats.norm.logpdf(eps).sum(-1) - 0.5 * logvar.sum(-1)
+    log_prior = jax.scipy.stats.norm.logpdf(z).sum(-1)
+    logits = model.decode(z.reshape((-1,) + mean.shape[1:])).reshape((num_samples,) + x.shape)
+    log_lik = -optax.sigmoid_binary_cross_entropy(logits, x).reshape(num_samples, x.shape[0], -1).sum(-1)
+    return log_prior + log_lik - log_q
+
   def encode(self, state, x):
-    return self.model(state).encode(x)
+    """q(z|x) as (mean, log-variance)."""
+    return self.network(state).encode(x)
 
   def decode(self, state, z):
     """Pixel probabilities (the Bernoulli means) of p(x|z)."""
-    return jax.nn.sigmoid(self.model(state).decode(z))
+    return jax.nn.sigmoid(self.network(state).decode(z))
 
-  def sample(self, state, rng, n, **cond):
+  def sample(self, state, rng, n, cond=None):
     z = jax.random.normal(rng, (n, self.config.model.latent_dim))
     return self.decode(state, z)

@@ -100,34 +100,50 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise UserError(f"workdir {workdir!r} holds no jgen run (no config.json): train one with `jgen train CONFIG --workdir {workdir}`")
   with open(path) as f:
-    return config_lib.from_json(f.read())
+    saved = config_lib.from_json(f.read())
+  try:  # onto today's defaults, so a run saved before a field was added still reads
+    config = config_lib.defaults_for(saved.model.name)
+    config_lib.merge(config, saved, f"{path}")
+  except (UserError, AttributeError) as e:
+    raise UserError(f"workdir {workdir!r} holds a run this version of jgen cannot read ({e}); retrain it") from None
+  return config
 
 
-def restore_for_inference(workdir: str, which: str = "latest"):
-  """Returns (config, family, state) of a trained run's newest (or, `which="best"`, best) checkpoint."""
+def restore_for_inference(workdir: str, which: str = "latest", overrides=()):
+  """Returns (config, family, state) of a trained run's newest (or, `which="best"`, best) checkpoint.
+
+  `overrides` (`key=value`) change inference-time fields of the config (a sampler's steps) before the family
+  is built. The dataset is not read: its spec is stored with the checkpoint.
+  """
   from jgen import registry
+  from jgen.data.spec import DataSpec, to_model_input
   from jgen.train import sharding
 
   if which not in ("latest", "best"):
     raise UserError(f"--checkpoint must be 'latest' or 'best', got {which!r}")
   config = read_config(workdir)
-  family = registry.build(config)
-  mngr = manager(workdir, keep=config.train.get("keep", 3), best_mode=family.best_mode)
+  config_lib.apply_overrides(config, overrides)
+  mngr = manager(workdir, keep=config.train.keep)
   if not mngr.all_steps():
     raise UserError(f"workdir {workdir!r} has no checkpoint yet: let `jgen train` run to its first checkpoint")
   step = mngr.latest_step()
+  data = mngr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"]
+  if "spec" not in data:
+    raise UserError(f"workdir {workdir!r} holds a checkpoint of an older jgen (no data spec): retrain it")
+  spec = DataSpec.from_json(data["spec"])
+  family = registry.build(config, spec)
   if which == "best":
     if family.best_mode is None:
-      raise UserError(f"{config.model.name} runs keep no best checkpoint ({family.family} models are not ranked "
-                      f"by an eval metric): use --checkpoint latest")
+      raise UserError(f"{config.model.name} runs keep no best checkpoint (this run ranks nothing by an eval "
+                      f"metric): use --checkpoint latest")
+    mngr = manager(workdir, keep=config.train.keep, best_mode=family.best_mode)
     if not any(mngr.metrics(s) for s in mngr.all_steps()):
       raise UserError(f"workdir {workdir!r} has no checkpoint written at an eval step yet: use --checkpoint latest")
     step = mngr.best_step()
-  data = mngr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"]
-  batch = example_batch(data["batch_spec"])
-  mesh = sharding.make_mesh(config.get("mesh", ml_collections.ConfigDict()))
-  abstract = jax.eval_shape(family.init, jax.random.key(0), batch)
-  shardings = sharding.state_sharding(mesh, abstract)
+  batch = spec.example_batch(data["batch_spec"]["x"][0][0])
+  mesh = sharding.make_mesh(config.mesh)
+  abstract = jax.eval_shape(lambda rng, b: family.init(rng, to_model_input(b)), jax.random.key(0), batch)
+  shardings = sharding.state_sharding(mesh, abstract, family)
   # The newest readable checkpoint for "latest" (falling back past a corrupt one); exactly the best for "best".
   found = restore_latest(mngr, abstract, shardings, None if which == "latest" else [step])
   if found is None:

@@ -1,14 +1,17 @@
 """The one training loop every family runs on.
 
 Mesh from the config; the train state created already sharded (`eval_shape`,
-then a jitted init with `out_shardings`); each batch placed on the mesh; jitted
-steps with explicit shardings and donation; periodic logging, evaluation,
-sample grids and checkpoints. The step's random key is `fold_in(key, step)` and
-the data iterator state is checkpointed with the train state, so a resumed run
-repeats the exact batches, random numbers and losses of an uninterrupted one.
+then a jitted init with `out_shardings`); each batch placed on the mesh (uint8
+images, turned into floats on the device) one step ahead; jitted steps with
+explicit shardings and donation; periodic logging, evaluation on the validation
+split (plus the in-loop evaluators of `train.evals`), sample grids and
+checkpoints. The step's random key is `fold_in(key, step)`, computed inside the
+jitted step, and the data iterator state is checkpointed with the train state,
+so a resumed run repeats the exact batches, random numbers and losses of an
+uninterrupted one. Finiteness is tracked on the device every step and the state
+is checked before every checkpoint: a NaN never reaches disk.
 """
 
-import functools
 import json
 import math
 import os
@@ -22,9 +25,10 @@ import numpy as np
 from jgen import config as config_lib
 from jgen import registry
 from jgen.data import pipeline, sources
+from jgen.data import spec as spec_lib
 from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
-from jgen.train import checkpoint, sharding
+from jgen.train import checkpoint, sampling, sharding
 from jgen.train.metrics import MetricWriter
 from jgen.train.progress import Progress
 
@@ -61,20 +65,39 @@ def prepare_workdir(workdir: str, config) -> bool:
     raise UserError(f"workdir {workdir!r} has an unreadable config.json ({e}): pass a new --workdir") from None
   current = json.loads(config_lib.to_json(config))
   # Only the `train` block (steps, logging, evaluation cadence) may change on resume.
-  differ = sorted(k for k in set(saved) | set(current) if k not in ("train", "config_file") and saved.get(k) != current.get(k))
+  differ = sorted(k for k in set(saved) | set(current)
+                  if k not in ("train", "config_file") and saved.get(k) != current.get(k))
   if differ:
     raise UserError(f"workdir {workdir!r} holds a run of a different config (differs in: {', '.join(differ)}); "
                     f"pass a new --workdir, or the same config to resume")
   return True
 
 
-def _eval_fn(family):
-  def fn(state, batch, mask, rng):
-    per_example = family.eval_step(state, batch, rng)
+def _step_fn(family, train_key):
+  """The jitted train step: the step's key is folded in on the device; `first_bad` records the first step
+  whose metrics were not finite (0 while all are), so divergence is caught between log steps too."""
+  def fn(state, batch, first_bad):
+    step = state.step + 1
+    state, metrics = family.train_step(state, spec_lib.to_model_input(batch), jax.random.fold_in(train_key, step))
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+    first_bad = jnp.where((first_bad == 0) & ~finite, step, first_bad)
+    return state, metrics, first_bad
+  return fn
+
+
+def _eval_fn(family, eval_key):
+  def fn(state, batch, mask, index):
+    per_example = family.eval_step(state, spec_lib.to_model_input(batch), jax.random.fold_in(eval_key, index))
     mask = mask.astype(jnp.float32)
     sums = {k: jnp.sum(jnp.reshape(v, mask.shape) * mask) for k, v in per_example.items()}
     return sums, jnp.sum(mask)
   return fn
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 class Runner:
@@ -82,76 +105,103 @@ class Runner:
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
     self.config = config
-    self.mesh = sharding.make_mesh(config.get("mesh", ml_collections.ConfigDict()), devices)
-    self.family = registry.build(config)
+    self.mesh = sharding.make_mesh(config.mesh, devices)
+    self.spec = spec_lib.from_dataset(config.data)
+    self.family = registry.build(config, self.spec)
+    self.k = config.train.batches_per_step
     self.batch_sharding = sharding.batch_sharding(self.mesh)
+    self.train_batch_sharding = sharding.batch_sharding(self.mesh, stacked=self.k > 1)
     self.replicated = sharding.replicated(self.mesh)
     self.batch_size = sharding.global_batch_size(config.data.batch_size, self.mesh)
-    self.data_kwargs = dict(source_dir=config.data.get("source_dir") or None)
-    self.key = jax.random.key(config.train.get("seed", 0))
+    self.eval_batch_size = math.ceil((config.data.eval_batch_size or self.batch_size) / self.mesh.size) * self.mesh.size
+    self.data_kwargs = dict(source_dir=config.data.source_dir or None, validation_size=config.data.validation_size)
+    self.key = jax.random.key(config.train.seed)
     self.init_key, self.train_key, self.eval_key, self.sample_key = jax.random.split(self.key, 4)
+    self.sampler = sampling.Sampler(self.family, self.mesh) if self.family.generative else None
 
   def setup(self, example_batch):
+    """Compiles init, step and eval for batches like `example_batch` (one update's batch, unstacked)."""
     batch = sharding.put_batch(example_batch, self.batch_sharding)
-    self.abstract_state = jax.eval_shape(self.family.init, self.init_key, batch)
-    self.state_sharding = sharding.state_sharding(self.mesh, self.abstract_state)
-    self.init = jax.jit(self.family.init, out_shardings=self.state_sharding)
-    self.step = jax.jit(self.family.train_step,
-                        in_shardings=(self.state_sharding, self.batch_sharding, self.replicated),
-                        out_shardings=(self.state_sharding, self.replicated), donate_argnums=(0,))
-    self.eval = jax.jit(_eval_fn(self.family),
+    init = lambda rng, b: self.family.init(rng, spec_lib.to_model_input(b))
+    self.abstract_state = jax.eval_shape(init, self.init_key, batch)
+    self.state_sharding = sharding.state_sharding(self.mesh, self.abstract_state, self.family)
+    self.init = jax.jit(init, in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.state_sharding)
+    self.step = jax.jit(_step_fn(self.family, self.train_key),
+                        in_shardings=(self.state_sharding, self.train_batch_sharding, self.replicated),
+                        out_shardings=(self.state_sharding, self.replicated, self.replicated), donate_argnums=(0,))
+    self.eval = jax.jit(_eval_fn(self.family, self.eval_key),
                         in_shardings=(self.state_sharding, self.batch_sharding, self.batch_sharding, self.replicated),
                         out_shardings=self.replicated)
+    self.eval_keys = set(jax.eval_shape(lambda s, b: self.family.eval_step(s, spec_lib.to_model_input(b),
+                                                                            self.eval_key),
+                                        self.abstract_state, batch))
     return batch
 
-  @functools.cache
-  def _sample_fn(self, n: int):
-    return jax.jit(functools.partial(self.family.sample, n=n), out_shardings=self.replicated)
+  def put_train_batch(self, batch):
+    """A loader batch on the mesh; with k batches per step, [k * B, ...] becomes [k, B, ...] (split on B)."""
+    if self.k > 1:
+      batch = {key: v.reshape((self.k, v.shape[0] // self.k) + v.shape[1:]) for key, v in batch.items()}
+    return sharding.put_batch(batch, self.train_batch_sharding)
 
-  def sample(self, state, rng, n):
-    """`n` samples, gathered to the host (the jitted sampler is compiled once per `n`)."""
-    return np.asarray(self._sample_fn(n)(state, rng))
-
-  def evaluate(self, state, split="test", max_batches=-1) -> dict:
+  def evaluate(self, state, split="validation", max_batches=-1) -> dict:
     """Means of the family's per-example eval metrics over a split (or its first batches)."""
     source = sources.load(self.config.data.name, split, **self.data_kwargs)
-    eval_bs = self.config.data.get("eval_batch_size", self.batch_size)
-    eval_bs = math.ceil(eval_bs / self.mesh.size) * self.mesh.size
     totals, count = {}, 0.0
-    batches = pipeline.eval_batches(source, batch_size=eval_bs,
+    batches = pipeline.eval_batches(source, batch_size=self.eval_batch_size,
                                     process_index=jax.process_index(), process_count=jax.process_count())
     for i, (batch, mask) in enumerate(batches):
       if 0 <= max_batches <= i:
         break
       batch = sharding.put_batch(batch, self.batch_sharding)
       mask = sharding.put_batch({"m": mask}, self.batch_sharding)["m"]
-      sums, n = self.eval(state, batch, mask, jax.random.fold_in(self.eval_key, i))
+      sums, n = self.eval(state, batch, mask, jnp.int32(i))
       for k, v in sums.items():
         totals[k] = totals.get(k, 0.0) + float(v)
       count += float(n)
     return {k: v / max(count, 1.0) for k, v in totals.items()}
 
 
+def _check_main_metric(runner: Runner, evaluator_keys: set) -> None:
+  family = runner.family
+  if family.best_mode is None:
+    return
+  if family.main_metric not in runner.eval_keys | evaluator_keys:
+    known = ", ".join(sorted(runner.eval_keys | evaluator_keys))
+    raise UserError(f"{runner.config.model.name}: main metric {family.main_metric!r} is reported by neither its "
+                    f"eval_step nor train.evals (they report {known}); add the evaluator to train.evals "
+                    f"(e.g. train.evals='fid:2000')")
+
+
 def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> dict:
   """Trains (or resumes) the run of `config` in `workdir`; returns the last logged metrics."""
+  from jgen.eval.in_loop import SampleQuality, metric_names
+
   resuming = prepare_workdir(workdir, config)
   runner = Runner(config, devices)
+  family = runner.family
   is_main = jax.process_index() == 0
   train_source = sources.load(config.data.name, "train", **runner.data_kwargs)
-  if config.data.get("outlier_fraction", 0.0) > 0.0:
-    train_source = WithOutliers(train_source, config.data.outlier_fraction, config.data.get("outlier_scale", 10.0),
-                                seed=config.train.get("seed", 0))
-  info = sources.info(config.data.name)
-  train_it = pipeline.train_iterator(train_source, batch_size=runner.batch_size,
-                                     seed=config.train.get("seed", 0), process_index=jax.process_index(),
-                                     process_count=jax.process_count())
+  if config.data.outlier_fraction > 0.0:
+    train_source = WithOutliers(train_source, config.data.outlier_fraction, config.data.outlier_scale,
+                                seed=config.train.seed)
+  train_it = pipeline.train_iterator(train_source, batch_size=runner.batch_size * runner.k, seed=config.train.seed,
+                                     process_index=jax.process_index(), process_count=jax.process_count())
   fresh_state = train_it.get_state()
   example = next(train_it)
   train_it.set_state(fresh_state)
-  runner.setup(example)
+  first = {k: v[:len(v) // runner.k] for k, v in example.items()}
+  runner.setup(first)
+  evals = config_lib.parse_evals(config.train.evals)
+  evaluator = None
+  if evals:
+    from jgen.eval.suite import load_split
 
-  os.makedirs(workdir, exist_ok=True)
-  mngr = checkpoint.manager(workdir, keep=config.train.get("keep", 3), best_mode=runner.family.best_mode)
+    real, _ = load_split(config.data.name, "validation", limit=max(evals.values()), **runner.data_kwargs)
+    evaluator = SampleQuality(evals, family, runner.sampler, real)
+  _check_main_metric(runner, metric_names(evals))
+
+  os.makedirs(checkpoint.checkpoint_dir(workdir), exist_ok=True)
+  mngr = checkpoint.manager(workdir, keep=config.train.keep, best_mode=family.best_mode)
   restored = checkpoint.restore_latest(mngr, runner.abstract_state, runner.state_sharding) if resuming else None
   train_seconds = 0.0
   if restored is not None:
@@ -160,75 +210,101 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     train_seconds = data_state.get("train_seconds", 0.0)
   else:
     start = 0
-    state = runner.init(runner.init_key, sharding.put_batch(example, runner.batch_sharding))
+    state = runner.init(runner.init_key, sharding.put_batch(first, runner.batch_sharding))
   if is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config_lib.to_json(config))
+    write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config))
 
   writer = MetricWriter(workdir, resume_step=start, enabled=is_main)
   total = config.train.steps
   progress = Progress(start, total, enabled=show_progress and is_main)
   if restored is not None:
     progress.message(f"resuming {workdir} from step {start}")
-  log_every, eval_every, ckpt_every = (config.train.get(k, 0) for k in ("log_every", "eval_every", "ckpt_every"))
-  spec = checkpoint.batch_spec(example)
+  log_every, eval_every, ckpt_every = config.train.log_every, config.train.eval_every, config.train.ckpt_every
+  data_facts = {"batch_spec": checkpoint.batch_spec(first), "spec": runner.spec.to_json()}
   last = {}
+  first_bad = jnp.int32(0)
   t0 = time.perf_counter()
   eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
-  for step in range(start + 1, total + 1):
-    batch = sharding.put_batch(next(train_it), runner.batch_sharding)
-    state, metrics = runner.step(state, batch, jax.random.fold_in(runner.train_key, step))
-    final = step == total
-    if (log_every and step % log_every == 0) or final:
-      scalars = {f"train/{k}": float(v) for k, v in metrics.items()}
-      if not all(math.isfinite(v) for v in scalars.values()):
-        bad = [k for k, v in scalars.items() if not math.isfinite(v)]
-        raise TrainingDiverged(f"training diverged at step {step}: {', '.join(bad)} is not finite; "
-                               f"the last good checkpoint (step {mngr.latest_step()}) is kept; lower optim.lr "
-                               f"or set optim.grad_clip")
-      scalars["train/steps_per_s"] = progress.update(step, scalars)
-      writer.write(step, scalars)
-      last.update(scalars)
-    if (eval_every and step % eval_every == 0) or final:
-      results = runner.evaluate(state, max_batches=config.train.get("eval_batches", -1))
-      eval_at = (step, results.get(runner.family.main_metric))
-      scalars = {f"eval/{k}": v for k, v in results.items()}
-      writer.write(step, scalars)
-      last.update(scalars)
-      progress.message(f"step {step} eval " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
-      if is_main:
-        write_samples(runner, state, info, workdir, step)
-    if (ckpt_every and step % ckpt_every == 0) or final:
-      elapsed = train_seconds + time.perf_counter() - t0
-      main = eval_at[1] if eval_at[0] == step and runner.family.best_mode else None
-      main = main if main is not None and math.isfinite(main) else None
-      checkpoint.save(mngr, step, state, {"iterator": train_it.get_state(), "batch_spec": spec,
-                                          "train_seconds": elapsed}, config, main_metric=main)
-  mngr.wait_until_finished()
+
+  def check_finite(step, state=None):
+    bad = int(first_bad)
+    if bad == 0 and (state is None or bool(_all_finite(state))):
+      return
+    where = f"at step {bad}" if bad else f"by step {step} (the parameters)"
+    mngr.wait_until_finished()
+    raise TrainingDiverged(f"training diverged {where}: a loss or metric is not finite; the last good "
+                           f"checkpoint (step {mngr.latest_step()}) is kept; lower optim.lr or set optim.grad_clip")
+
+  try:
+    batch = runner.put_train_batch(next(train_it)) if start < total else None
+    for step in range(start + 1, total + 1):
+      state, metrics, first_bad = runner.step(state, batch, first_bad)
+      final = step == total
+      saving = (ckpt_every and step % ckpt_every == 0) or final
+      # The iterator state after this step's batch, taken before the next batch is read ahead.
+      iterator_state = train_it.get_state() if saving else None
+      if not final:
+        batch = runner.put_train_batch(next(train_it))  # placed while the step runs
+      if (log_every and step % log_every == 0) or final:
+        check_finite(step)
+        scalars = {f"train/{k}": float(v) for k, v in metrics.items()}
+        scalars["train/steps_per_s"] = progress.update(step, scalars)
+        writer.write(step, scalars)
+        last.update(scalars)
+      if (eval_every and step % eval_every == 0) or final:
+        results = runner.evaluate(state, max_batches=config.train.eval_batches)
+        if evaluator is not None:
+          results.update(evaluator(state, jax.random.fold_in(runner.sample_key, step)))
+        eval_at = (step, results.get(family.main_metric))
+        scalars = {f"eval/{k}": v for k, v in results.items()}
+        writer.write(step, scalars)
+        last.update(scalars)
+        progress.message(f"step {step} eval " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+        write_samples(runner, state, workdir, step, is_main)
+      if saving:
+        check_finite(step, state)  # a non-finite state is never written
+        elapsed = train_seconds + time.perf_counter() - t0
+        main = eval_at[1] if eval_at[0] == step and family.best_mode else None
+        main = main if main is not None and math.isfinite(main) else None
+        checkpoint.save(mngr, step, state, {"iterator": iterator_state, "train_seconds": elapsed, **data_facts},
+                        config, main_metric=main)
+  finally:
+    mngr.wait_until_finished()
+    progress.close()
+    writer.close()
   train_seconds += time.perf_counter() - t0
-  progress.close()
-  writer.close()
   if is_main:
     write_run_summary(workdir, runner, state, train_seconds)
   return last
 
 
-def write_samples(runner: Runner, state, info: dict, workdir: str, step: int) -> str | None:
+def write_atomically(path: str, text: str) -> None:
+  """Writes `text` to `path` through a temporary file, so a reader never sees half of it."""
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def write_samples(runner: Runner, state, workdir: str, step: int, is_main: bool = True) -> str | None:
+  """A grid (images) or scatter (points) of the family's samples under its default conditions.
+
+  Every process draws (the sampler spans all devices); only the main process writes the file.
+  """
   from jgen.eval import plots
 
-  n = runner.config.train.get("sample_num", 64)
-  try:
-    x = runner.sample(state, jax.random.fold_in(runner.sample_key, step), n)
-  except NotImplementedError:  # not a generative model (the FID feature classifier)
+  if runner.sampler is None or runner.spec.kind not in ("image", "points"):
+    return None
+  n = runner.config.train.sample_num
+  x = runner.sampler.to_host(runner.sampler.default(state, jax.random.fold_in(runner.sample_key, step), n))
+  if not is_main:
     return None
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
   path = os.path.join(workdir, "samples", f"step_{step:07d}.png")
-  if info.get("kind") == "image":
+  if runner.spec.is_image:
     plots.save_image_grid(np.clip(x, 0.0, 1.0), path, title=f"{runner.config.model.name} step {step}")
-  elif info.get("kind") == "points":
-    plots.save_points(x, path)
   else:
-    return None
+    plots.save_points(x, path)
   return path
 
 

@@ -33,9 +33,9 @@ def make_mesh(mesh_config, devices=None) -> jax.sharding.Mesh:
                        devices=devices)
 
 
-def batch_sharding(mesh) -> NamedSharding:
-  """Leading (batch) dimension split over every device."""
-  return NamedSharding(mesh, P(("data", "fsdp")))
+def batch_sharding(mesh, stacked: bool = False) -> NamedSharding:
+  """The batch dimension split over every device: the leading one, or the second of stacked [k, B, ...] batches."""
+  return NamedSharding(mesh, P(None, ("data", "fsdp")) if stacked else P(("data", "fsdp")))
 
 
 def replicated(mesh) -> NamedSharding:
@@ -53,10 +53,27 @@ def _leaf_spec(shape, fsdp: int) -> P:
   return P()
 
 
-def state_sharding(mesh, abstract_state):
-  """Shardings for every leaf of an (abstract) train state."""
+def state_sharding(mesh, abstract_state, family=None):
+  """Shardings for every leaf of an (abstract) train state.
+
+  Parameters and optimizer moments follow `_leaf_spec` (replicated, or split over fsdp); the buffers a
+  family names in `data_sharded_buffers` (a replay buffer) are split over every device along their first
+  axis, so each device keeps its own share instead of a full copy.
+  """
   fsdp = mesh.shape["fsdp"]
-  return jax.tree.map(lambda leaf: NamedSharding(mesh, _leaf_spec(leaf.shape, fsdp)), abstract_state)
+  shardings = jax.tree.map(lambda leaf: NamedSharding(mesh, _leaf_spec(leaf.shape, fsdp)), abstract_state)
+  names = getattr(family, "data_sharded_buffers", ())
+  if names:
+    buffers = dict(shardings.buffers)
+    for name in names:
+      def split(leaf):
+        if leaf.ndim == 0 or leaf.shape[0] % mesh.size:
+          raise UserError(f"buffer {name!r} of shape {leaf.shape} cannot be split over {mesh.size} devices: "
+                          f"make its size a multiple of {mesh.size}")
+        return NamedSharding(mesh, P(("data", "fsdp")))
+      buffers[name] = jax.tree.map(split, abstract_state.buffers[name])
+    shardings = shardings.replace(buffers=buffers)
+  return shardings
 
 
 def global_batch_size(batch_size: int, mesh) -> int:

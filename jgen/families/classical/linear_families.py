@@ -23,12 +23,12 @@ class _LinearGaussian(ClassicalFamily):
   params_type = None
 
   def params(self, state):
-    return self.params_type(**state.params)
+    return self.params_type(**state.params["model"])
 
-  def log_prob(self, state, x, rng=None):
+  def log_density(self, state, x, rng):
     return self.module.log_prob(self.params(state), self.flatten(x))
 
-  def sample(self, state, rng, n, **cond):
+  def sample(self, state, rng, n, cond=None):
     return self.to_data(self.module.sample(self.params(state), rng, n))
 
   def encode(self, state, x):
@@ -38,9 +38,9 @@ class _LinearGaussian(ClassicalFamily):
   def decode(self, state, z):
     return self.to_data(self.module.decode(self.params(state), z))
 
-  def _finish(self, state, params, ll, dim):
-    new_state = state.replace(step=state.step + 1, params=params._asdict())
-    metrics = self.likelihood_metrics(-ll, dim)
+  def _finish(self, state, params, ll):
+    new_state = state.replace(step=state.step + 1, params={"model": params._asdict()})
+    metrics = self.likelihood_metrics(-ll)
     return new_state, {"loss": -ll, **metrics}
 
 
@@ -51,11 +51,17 @@ class PPCA(_LinearGaussian):
   module = ppca
   params_type = ppca.PPCAParams
 
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(latent_dim=8, init="closed_form")
+    return d
+
   def init(self, rng, batch):
     k_deq, k_init = jax.random.split(rng)
     mean, cov = lrg.moments(self.flat(batch, k_deq))
     k = self.config.model.latent_dim
-    if self.config.model.get("init", "closed_form") == "closed_form":
+    if self.config.model.init == "closed_form":
       params = ppca.closed_form(mean, cov, k)
     else:
       params = ppca.random_init(k_init, mean, cov, k)
@@ -65,7 +71,7 @@ class PPCA(_LinearGaussian):
     x = self.flat(batch, rng)
     mean, cov = lrg.moments(x)
     params = ppca.em_step(self.params(state), mean, cov)
-    return self._finish(state, params, ppca.mean_log_likelihood(params, mean, cov), x.shape[1])
+    return self._finish(state, params, ppca.mean_log_likelihood(params, mean, cov))
 
 
 @register("factor_analysis", family="linear / mixture")
@@ -75,6 +81,12 @@ class FactorAnalysis(_LinearGaussian):
   module = fa
   params_type = fa.FAParams
 
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(latent_dim=8, min_noise=1e-6)
+    return d
+
   def init(self, rng, batch):
     k_deq, k_init = jax.random.split(rng)
     mean, cov = lrg.moments(self.flat(batch, k_deq))
@@ -83,8 +95,8 @@ class FactorAnalysis(_LinearGaussian):
   def train_step(self, state, batch, rng):
     x = self.flat(batch, rng)
     mean, cov = lrg.moments(x)
-    params = fa.em_step(self.params(state), mean, cov, self.config.model.get("min_noise", 1e-6))
-    return self._finish(state, params, fa.mean_log_likelihood(params, mean, cov), x.shape[1])
+    params = fa.em_step(self.params(state), mean, cov, self.config.model.min_noise)
+    return self._finish(state, params, fa.mean_log_likelihood(params, mean, cov))
 
 
 @register("robust_ppca", family="linear / mixture")
@@ -94,11 +106,17 @@ class RobustPPCA(_LinearGaussian):
   module = rppca
   params_type = rppca.RobustPPCAParams
 
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(latent_dim=2, nu=5.0, learn_nu=True)
+    return d
+
   def init(self, rng, batch):
     x = self.flat(batch, rng)
-    return self.new_state(rppca.init(x, self.config.model.latent_dim, self.config.model.get("nu", 5.0))._asdict())
+    return self.new_state(rppca.init(x, self.config.model.latent_dim, self.config.model.nu)._asdict())
 
   def train_step(self, state, batch, rng):
     x = self.flat(batch, rng)
-    params = rppca.em_step(self.params(state), x, self.config.model.get("learn_nu", True))
-    return self._finish(state, params, jnp.mean(rppca.log_prob(params, x)), x.shape[1])
+    params = rppca.em_step(self.params(state), x, self.config.model.learn_nu)
+    return self._finish(state, params, jnp.mean(rppca.log_prob(params, x)))

@@ -20,36 +20,42 @@ from jgen.registry import register
 class GaussianMixture(ClassicalFamily):
   """model: num_components, covariance_type (full, diag, spherical), num_restarts, reg_covar, lloyd_iters."""
 
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(num_components=10, covariance_type="full", num_restarts=1, reg_covar=1e-6, lloyd_iters=10)
+    return d
+
   def _reg(self):
-    return self.config.model.get("reg_covar", 1e-6)
+    return self.config.model.reg_covar
 
   def init(self, rng, batch):
     k_deq, k_init = jax.random.split(rng)
     x = self.flat(batch, k_deq)
     m = self.config.model
-    keys = jax.random.split(k_init, m.get("num_restarts", 1))
+    keys = jax.random.split(k_init, m.num_restarts)
     starts = jax.vmap(lambda r: gmm_fit.init_from_kmeans(
-        r, x, m.num_components, m.covariance_type, self._reg(), m.get("lloyd_iters", 10)))(keys)
+        r, x, m.num_components, m.covariance_type, self._reg(), m.lloyd_iters))(keys)
     return self.new_state(starts._asdict(), {"loglik": jnp.full(keys.shape[:1], -jnp.inf, jnp.float32)})
 
   def params(self, state):
     """The best restart's parameters."""
-    best = jnp.argmax(state.extra["loglik"])
-    return gmm.GMMParams(**jax.tree.map(lambda a: a[best], state.params))
+    best = jnp.argmax(state.buffers["loglik"])
+    return gmm.GMMParams(**jax.tree.map(lambda a: a[best], state.params["model"]))
 
   def train_step(self, state, batch, rng):
     x = self.flat(batch, rng)
-    params, ll = jax.vmap(lambda p: gmm.em_step(p, x, self._reg()))(gmm.GMMParams(**state.params))
+    params, ll = jax.vmap(lambda p: gmm.em_step(p, x, self._reg()))(gmm.GMMParams(**state.params["model"]))
     ll = jnp.where(jnp.isfinite(ll), ll, -jnp.inf)
-    new_state = state.replace(step=state.step + 1, params=params._asdict(), extra={"loglik": ll})
+    new_state = state.replace(step=state.step + 1, params={"model": params._asdict()}, buffers={"loglik": ll})
     best = jnp.max(ll)
     # The log-likelihood is that of the parameters before this update (the E-step's).
-    return new_state, {"loss": -best, **self.likelihood_metrics(-best, x.shape[1])}
+    return new_state, {"loss": -best, **self.likelihood_metrics(-best)}
 
-  def log_prob(self, state, x, rng=None):
+  def log_density(self, state, x, rng):
     return gmm.log_prob(self.params(state), self.flatten(x))
 
-  def sample(self, state, rng, n, **cond):
+  def sample(self, state, rng, n, cond=None):
     return self.to_data(gmm.sample(self.params(state), rng, n)[0])
 
   def encode(self, state, x):
@@ -72,34 +78,40 @@ class BayesianGaussianMixture(ClassicalFamily):
   """model: max_components, dirichlet_process, weight_concentration (0 = 1/K), init ("kmeans", "random"),
   reg_covar, lloyd_iters. Other prior hyperparameters take the data-dependent defaults of `bgmm.default_prior`."""
 
-  log_prob_kind = "exact"  # of the posterior predictive
+  # The exact likelihood is that of the posterior predictive.
+
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(max_components=10, dirichlet_process=False, weight_concentration=0.0, init="kmeans",
+                   reg_covar=0.0, lloyd_iters=10)
+    return d
 
   def init(self, rng, batch):
     k_deq, k_init = jax.random.split(rng)
     x = self.flat(batch, k_deq)
     m = self.config.model
     k = m.max_components
-    conc = m.get("weight_concentration", 0.0) or None
+    conc = m.weight_concentration or None
     prior = bgmm.default_prior(x, k, conc)
-    if m.get("init", "kmeans") == "kmeans":
-      centers = kmeans.lloyd(x, kmeans.plusplus(k_init, x, k), m.get("lloyd_iters", 10))
+    if m.init == "kmeans":
+      centers = kmeans.lloyd(x, kmeans.plusplus(k_init, x, k), m.lloyd_iters)
       resp = jax.nn.one_hot(kmeans.assign(x, centers), k, dtype=x.dtype)
     else:
       resp = jax.random.dirichlet(k_init, jnp.ones((k,), x.dtype), (x.shape[0],))
-    post = bgmm.m_step(prior, x, resp, m.get("dirichlet_process", False), m.get("reg_covar", 0.0))
+    post = bgmm.m_step(prior, x, resp, m.dirichlet_process, m.reg_covar)
     return self.new_state(post._asdict(), {"prior": prior._asdict()})
 
   def posterior(self, state):
-    return bgmm.Posterior(**state.params)
+    return bgmm.Posterior(**state.params["model"])
 
   def train_step(self, state, batch, rng):
     x = self.flat(batch, rng)
     m = self.config.model
-    prior = bgmm.Prior(**state.extra["prior"])
-    post, elbo = bgmm.step(prior, self.posterior(state), x, m.get("dirichlet_process", False),
-                           m.get("reg_covar", 0.0))
+    prior = bgmm.Prior(**state.buffers["prior"])
+    post, elbo = bgmm.step(prior, self.posterior(state), x, m.dirichlet_process, m.reg_covar)
     weights = bgmm.expected_weights(post)
-    new_state = state.replace(step=state.step + 1, params=post._asdict())
+    new_state = state.replace(step=state.step + 1, params={"model": post._asdict()})
     metrics = {"loss": -elbo / x.shape[0], "elbo": elbo / x.shape[0],
                "active_components": jnp.sum(weights > 0.01).astype(jnp.float32)}
     return new_state, metrics
@@ -107,10 +119,10 @@ class BayesianGaussianMixture(ClassicalFamily):
   def weights(self, state):
     return bgmm.expected_weights(self.posterior(state))
 
-  def log_prob(self, state, x, rng=None):
+  def log_density(self, state, x, rng):
     return bgmm.log_prob(self.posterior(state), self.flatten(x))
 
-  def sample(self, state, rng, n, **cond):
+  def sample(self, state, rng, n, cond=None):
     return self.to_data(bgmm.sample(self.posterior(state), rng, n)[0])
 
   def encode(self, state, x):
