@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install
+.PHONY: demo test install data
 
 $(BIN)/jgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,5 +18,10 @@ install: $(BIN)/jgen
 demo: install
 	$(BIN)/python -m jgen.demo --workdir runs/demo
 
-test: install
+# The Fashion-MNIST IDX files the tests read: nothing if they are there, else
+# apt-get install (root), else the .deb unpacked into ~/.cache/jgen (no root).
+data:
+	bash scripts/get_fashion_mnist.sh
+
+test: install data
 	$(BIN)/python -m pytest -n 2 --dist loadfile

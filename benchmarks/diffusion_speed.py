@@ -116,8 +116,9 @@ def main():
 
   n = args.sample_n
   label = jnp.arange(n, dtype=jnp.int32) % family.num_classes if args.guidance > 0 and family.num_classes else None
-  sample = jax.jit(lambda s, key: family.sample(s, key, n, label=label, guidance=args.guidance or None,
-                                                sampler="ddim", steps=args.sample_steps))
+  ddim = family.with_overrides("model.sampler=ddim", f"model.sample_steps={args.sample_steps}")
+  cond = None if label is None else {"label": label, "guidance": jnp.float32(args.guidance)}
+  sample = jax.jit(lambda s, key: ddim.sample(s, key, n, cond))
   t0 = time.perf_counter()
   sample_compiled = sample.lower(state, jax.random.key(3)).compile()
   result["sample_compile_s"] = time.perf_counter() - t0

@@ -2,8 +2,8 @@
 
   python benchmarks/train_speed.py configs/vae/conv_fashion_mnist.py:full configs/gan/dcgan_fashion_mnist.py:full
 
-Uses the config's model and batch size on random data of the dataset's shape
-(so the data pipeline is not timed), the same sharded step the loop runs.
+Uses the config's model and batch size on random data of the dataset's shape and
+dtype (so the data pipeline is not timed), the same sharded step the loop runs.
 """
 
 import argparse
@@ -13,27 +13,33 @@ import jax
 import numpy as np
 
 from jgen import config as config_lib
-from jgen.data import sources
-from jgen.train import loop
+from jgen.train import loop, sharding
 
 
 def bench(spec: str, steps: int, overrides=()) -> dict:
   config = config_lib.load(spec, overrides)
   runner = loop.Runner(config)
-  info = sources.info(config.data.name)
-  shape = (runner.batch_size, *info["shape"])
+  spec = runner.spec
   rng = np.random.default_rng(0)
-  batch = {"x": rng.random(shape, dtype=np.float32), "label": rng.integers(0, 10, runner.batch_size).astype(np.int32)}
-  placed = runner.setup(batch)
-  state = runner.init(runner.init_key, placed)
+  n = runner.batch_size * runner.k
+  if spec.dtype == "uint8":
+    x = rng.integers(0, 256, (n, *spec.shape)).astype(np.uint8)
+  else:
+    x = rng.random((n, *spec.shape), dtype=np.float32)
+  batch = {"x": x, "label": rng.integers(0, max(spec.num_classes, 1), n).astype(np.int32)}
+  runner.setup({k: v[:runner.batch_size] for k, v in batch.items()})
+  placed = runner.put_train_batch(batch)
+  state = runner.init(runner.init_key, sharding.put_batch({k: v[:runner.batch_size] for k, v in batch.items()},
+                                                          runner.batch_sharding))
+  flag = jax.numpy.int32(0)
   t0 = time.perf_counter()
-  compiled = runner.step.lower(state, placed, runner.train_key).compile()
+  compiled = runner.step.lower(state, placed, flag).compile()
   compile_s = time.perf_counter() - t0
-  state, metrics = compiled(state, placed, runner.train_key)
+  state, metrics, flag = compiled(state, placed, flag)
   jax.block_until_ready(metrics)
   t0 = time.perf_counter()
   for i in range(steps):
-    state, metrics = compiled(state, placed, jax.random.fold_in(runner.train_key, i))
+    state, metrics, flag = compiled(state, placed, flag)
   jax.block_until_ready(metrics)
   elapsed = time.perf_counter() - t0
   return {"config": spec, "batch": runner.batch_size, "compile_s": compile_s, "steps_per_s": steps / elapsed,

@@ -61,6 +61,8 @@ def defaults_for(model_name: str) -> ml_collections.ConfigDict:
   for block, value in own.items():
     config[block] = value
   config.model.name = model_name
+  config.config_file = ""  # filled in by `load`: where the run's config came from
+  config.variant = ""
   return config
 
 

@@ -127,6 +127,15 @@ class Model:
     state = self.apply_gradients(state, "model", grads, stats)
     return state.replace(step=state.step + 1), {"loss": loss, **metrics}
 
+  def with_overrides(self, *overrides: str) -> "Model":
+    """The same model with `key=value` config overrides (e.g. a sampler's steps); states stay compatible
+    as long as the overridden fields do not shape the networks."""
+    from jgen import config as config_lib
+
+    config = self.config.copy_and_resolve_references()
+    config_lib.apply_overrides(config, overrides)
+    return type(self)(config, self.spec)
+
   def num_params(self, state: TrainState) -> int:
     return sum(x.size for x in jax.tree.leaves(state.params))
 

@@ -10,7 +10,8 @@ import pytest
 
 from jgen import config as config_lib
 from jgen import registry
-from jgen.families.classical import base
+from jgen.data.spec import DataSpec
+from jgen.eval import likelihood
 from jgen.families.classical import gmm
 from jgen.families.classical import lowrank_gaussian as lrg
 from jgen.families.classical import ppca
@@ -70,10 +71,11 @@ def test_image_families_run_and_report_bits_per_dim(name):
   metrics = jax.jit(family.eval_step)(state, batch, jax.random.key(7))
   assert metrics["nll"].shape == (128,)
   np.testing.assert_allclose(metrics["bits_per_dim"], metrics["nll"] / (784 * math.log(2)) + 8, rtol=1e-6)
-  # eval_step scores the batch dequantized with its rng, exactly as base.dequantize does.
-  deq = base.dequantize(batch["x"], jax.random.key(7))
+  # eval_step scores the batch dequantized with its rng, in log_prob's one shared place.
+  prep_key, rest_key = jax.random.split(jax.random.key(7))
+  deq = likelihood.dequantize(batch["x"], prep_key)
   # float32 rounding of the dequantized pixels differs in and out of jit: 0.05 nats over 784 dims.
-  np.testing.assert_allclose(metrics["nll"], -family.log_prob(state, deq), rtol=1e-5, atol=0.05)
+  np.testing.assert_allclose(metrics["nll"], -family.log_density(state, deq, rest_key), rtol=1e-5, atol=0.05)
   samples = jax.jit(family.sample, static_argnums=2)(state, jax.random.key(3), 5)
   assert samples.shape == (5, 28, 28, 1)
   assert float(samples.min()) >= 0.0 and float(samples.max()) <= 1.0
@@ -89,14 +91,19 @@ def test_ppca_family_closed_form_and_em_agree_with_the_module():
   family = registry.build(config)
   batch = {"x": _images()}
   state = jax.jit(family.init)(jax.random.key(0), batch)
-  x = base.dequantize(batch["x"], jax.random.split(jax.random.key(0))[0]).reshape(128, -1)
+  x = likelihood.dequantize(batch["x"], jax.random.split(jax.random.key(0))[0]).reshape(128, -1)
   expected = ppca.fit(x, config.model.latent_dim)
-  np.testing.assert_allclose(state.params["sigma2"], expected.sigma2, rtol=1e-4)
-  # The closed form is a fixed point of EM: one step on the same data keeps the likelihood.
-  mean, cov = lrg.moments(x)
-  after = ppca.em_step(expected, mean, cov)
-  np.testing.assert_allclose(ppca.mean_log_likelihood(after, mean, cov), ppca.mean_log_likelihood(expected, mean, cov),
-                             rtol=1e-5)
+  np.testing.assert_allclose(state.params["model"]["sigma2"], expected.sigma2, rtol=1e-4)
+  # The closed form is a fixed point of EM: one step on the same data keeps the likelihood. Checked in
+  # float64, where the fixed point holds to rounding (in float32 the 784-dim covariance's conditioning
+  # leaves errors of ~1e-5 that differ between machines).
+  with jax.enable_x64(True):
+    x64 = jnp.asarray(np.asarray(x, np.float64))
+    fit64 = ppca.fit(x64, config.model.latent_dim)
+    mean, cov = lrg.moments(x64)
+    after = ppca.em_step(fit64, mean, cov)
+    np.testing.assert_allclose(ppca.mean_log_likelihood(after, mean, cov), ppca.mean_log_likelihood(fit64, mean, cov),
+                               rtol=1e-10)
   z, _ = family.encode(state, batch["x"][:3])
   assert family.decode(state, z).shape == (3, 28, 28, 1)
 
@@ -104,19 +111,20 @@ def test_ppca_family_closed_form_and_em_agree_with_the_module():
 def test_gmm_family_restarts_improve_and_use_the_best():
   config = _config("gmm_fashion_mnist")
   config.unlock()
-  config.data.name = "toy2d_blobs"
   config.model.covariance_type = "full"
   config.model.num_components = 3
   config.model.num_restarts = 3
-  family = registry.build(config)
+  # The family sees what the data is from its spec (three 2-D blobs), not from a dataset name.
+  family = registry.build(config, DataSpec(kind="points", shape=(2,), dtype="float32", num_classes=3))
   assert family.main_metric == "nll"
   batch = _points()
   state, history = _run(family, batch, 15)
   nll = [h["nll"] for h in history]
   assert all(b <= a + 1e-4 for a, b in zip(nll, nll[1:]))
-  best = int(jnp.argmax(state.extra["loglik"]))
-  params = gmm.GMMParams(**jax.tree.map(lambda a: a[best], state.params))
-  np.testing.assert_allclose(family.log_prob(state, batch["x"]), gmm.log_prob(params, batch["x"]), rtol=1e-6)
+  best = int(jnp.argmax(state.buffers["loglik"]))
+  params = gmm.GMMParams(**jax.tree.map(lambda a: a[best], state.params["model"]))
+  np.testing.assert_allclose(family.log_prob(state, batch["x"], jax.random.key(0)), gmm.log_prob(params, batch["x"]),
+                             rtol=1e-6)
   pred = np.asarray(family.predict(state, batch["x"]))
   labels = np.asarray(batch["label"])
   assert all(len(np.unique(pred[labels == c])) == 1 for c in range(3))
@@ -140,6 +148,6 @@ def test_robust_ppca_family_fits_a_line_despite_outliers():
   x, w, _ = synthetic.linear_with_outliers(np.random.default_rng(0), 500, 2, 1, outlier_fraction=0.05, noise=0.05)
   state, history = _run(family, {"x": jnp.asarray(x, jnp.float32)}, 20)
   assert history[-1]["nll"] < history[0]["nll"]
-  fitted = np.asarray(state.params["w"])[:, 0]
+  fitted = np.asarray(state.params["model"]["w"])[:, 0]
   cosine = abs(fitted @ w[:, 0]) / np.linalg.norm(fitted)
   assert cosine > 0.999

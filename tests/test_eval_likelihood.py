@@ -94,6 +94,11 @@ class LinearGaussian:
   def exact_log_prob(self, x):
     return multivariate_normal.logpdf(x, self.mu, self.w @ self.w.T + self.s2 * jnp.eye(self.w.shape[0]))
 
+  importance_weights = True
+
+  def prepare_data(self, x, rng):
+    return x
+
   def posterior(self, state, x):
     mean = (x - self.mu) @ self.w @ self.m_inv.T + state["shift"]
     return mean, state["scale"] ** 2 * self.post_cov
@@ -182,40 +187,31 @@ def test_iwae_sharded_over_the_batch_matches_one_device():
   sharded = iwae.iwae_log_likelihood(model, MISMATCHED, batches, jax.random.key(6), 32, 8, mesh=mesh)
   single = iwae.iwae_log_likelihood(model, MISMATCHED, batches, jax.random.key(6), 32, 8)
   np.testing.assert_allclose(sharded, single, rtol=1e-5)
-  assert iwae.has_iwae(model)
   with pytest.raises(NotImplementedError):
     iwae.iwae_log_likelihood(object(), None, [x], jax.random.key(0), 4)
 
 
-class ConstantDecoderVAE:
-  """encode gives N(m, diag(exp(logvar))), decode ignores z: log w = log p(x) + log N(z; 0, I) - log q(z | x)."""
+def test_vae_importance_weights_come_from_logits_and_average_to_the_elbo():
+  from jgen import config as config_lib
+  from jgen import registry
+  from jgen.data import spec as spec_lib
+  from tests.helpers import config_path
 
-  family = "VAE"
+  family = registry.build(config_lib.load(config_path("configs/vae/conv_digits.py:smoke")))
+  state = family.init(jax.random.key(0), spec_lib.to_model_input(family.spec.example_batch(4)))
+  x = (jax.random.uniform(jax.random.key(1), (2, 8, 8, 1)) < 0.3).astype(jnp.float32)
+  # One-sample weights average to the ELBO (its KL in closed form, the weights' by sampling).
+  w = family.log_importance_weights(state, x, jax.random.key(2), 20000)
+  elbo = jax.vmap(lambda r: family.log_density(state, x, r))(jax.random.split(jax.random.key(3), 20000))
+  se = jnp.sqrt(w.var(0) / 20000 + elbo.var(0) / 20000)
+  np.testing.assert_array_less(jnp.abs(w.mean(0) - elbo.mean(0)), 4 * se + 1e-3)
+  # Saturated logits: the weights stay exact where clipped probabilities would floor log p(x|z) at D log 1e-7.
+  def saturate(path, leaf):
+    names = "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
+    return leaf + 40.0 if "decoder" in names and "bias" in names and leaf.shape == (1,) else leaf
+  saturated = state.replace(params=jax.tree_util.tree_map_with_path(saturate, state.params))
+  zeros = jnp.zeros((1, 8, 8, 1))
+  w = family.log_importance_weights(saturated, zeros, jax.random.key(4), 8)
+  assert float(w.max()) < 64 * math.log(1e-7) - 100  # about -40 nats a pixel, not -16
 
-  def __init__(self, mean, logvar, probs):
-    self.mean, self.logvar, self.probs = mean, logvar, probs
 
-  def encode(self, state, x):
-    return jnp.broadcast_to(self.mean, (x.shape[0],) + self.mean.shape), jnp.broadcast_to(
-        self.logvar, (x.shape[0],) + self.logvar.shape)
-
-  def decode(self, state, z):
-    return jnp.broadcast_to(self.probs, (z.shape[0],) + self.probs.shape)
-
-
-def test_gaussian_bernoulli_vae_weights():
-  probs = jnp.array([[[0.2], [0.9]], [[0.5], [0.7]]])  # a 2x2x1 "image" of independent pixels
-  x = jnp.array([[[[1.0], [0.0]], [[1.0], [1.0]]], [[[0.0], [1.0]], [[0.0], [1.0]]]])
-  log_px = (x * jnp.log(probs) + (1 - x) * jnp.log1p(-probs)).reshape(2, -1).sum(-1)
-  # q = prior: every weight is exactly log p(x)
-  exact = ConstantDecoderVAE(jnp.zeros(3), jnp.zeros(3), probs)
-  fn = iwae.log_weight_fn_of(exact)
-  assert isinstance(fn, iwae.GaussianBernoulliWeights) and fn == iwae.GaussianBernoulliWeights(exact)
-  np.testing.assert_allclose(iwae.iwae_estimate(fn, None, x, jax.random.key(0), 10, 4), log_px, rtol=1e-5)
-  # q != prior: the one-sample average is log p(x) - KL(q || N(0, I)) in closed form
-  mean, logvar = jnp.array([0.5, -1.0, 0.2]), jnp.array([-0.5, 0.3, 0.0])
-  off = ConstantDecoderVAE(mean, logvar, probs)
-  fn = iwae.log_weight_fn_of(off)
-  kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1 - logvar)
-  reps = jax.vmap(lambda r: iwae.elbo_estimate(fn, None, x, r, 1))(jax.random.split(jax.random.key(1), 20000))
-  np.testing.assert_allclose(reps.mean(0), log_px - kl, atol=4 * float(reps.std()) / math.sqrt(20000) + 1e-4)

@@ -7,55 +7,51 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jgen.data.spec import DataSpec
 from jgen.eval import frechet, precision_recall, results, suite
 from jgen.family import Family
 from jgen.train.state import TrainState
 
 
+IMAGES = DataSpec(kind="image", shape=(28, 28, 1), dtype="uint8", num_classes=10, likelihood_space="continuous_unit")
+POINTS = DataSpec(kind="points", shape=(2,), dtype="float32")
+
+
 class UniformImages(Family):
-  """Pixels i.i.d. uniform on [0, 1]: log p = 0 for every image, so 8 bits/dim exactly."""
+  """Pixels i.i.d. uniform on [0, 1]: log p = 0 for every dequantized image, so 8 bits/dim exactly."""
 
   family, branch = "VAE", "explicit, approximate"
-  log_prob_kind = "exact"
-  likelihood_space = "continuous_unit"  # overrides the VAE default (binarized images)
+  likelihood = "exact"
 
   def init(self, rng, batch):
-    return TrainState(step=jnp.array(7, jnp.int32), params={"w": jnp.zeros(3)}, opt_state=())
+    return TrainState.create({"model": {"w": jnp.zeros(3)}}).replace(step=jnp.array(7, jnp.int32))
 
-  def train_step(self, state, batch, rng):
-    return state, {}
-
-  def sample(self, state, rng, n, **cond):
+  def sample(self, state, rng, n, cond=None):
     return jax.random.uniform(rng, (n, 28, 28, 1))
 
-  def log_prob(self, state, x, rng=None):
-    return jnp.zeros(x.shape[0]) + state.params["w"].sum()
+  def log_density(self, state, x, rng):
+    return jnp.zeros(x.shape[0]) + state.params["model"]["w"].sum()
 
 
 class StandardNormal2d(UniformImages):
   family, branch = "normalizing flow", "explicit, tractable"
-  log_prob_kind = "exact"
-  likelihood_space = None
 
-  def log_prob(self, state, x, rng=None):
+  def log_density(self, state, x, rng):
     return jax.scipy.stats.norm.logpdf(x).sum(-1)
 
 
 class NoisyBound2d(StandardNormal2d):
   """A stochastic lower bound: the exact log-density minus |noise| drawn from `rng`."""
 
-  log_prob_kind = "lower_bound"
+  likelihood = "lower_bound"
 
-  def log_prob(self, state, x, rng=None):
-    rng = jax.random.key(0) if rng is None else rng
-    return super().log_prob(state, x) - jnp.abs(jax.random.normal(rng, (x.shape[0],)))
+  def log_density(self, state, x, rng):
+    return super().log_density(state, x, rng) - jnp.abs(jax.random.normal(rng, (x.shape[0],)))
 
 
 class NoLikelihood(UniformImages):
   family, branch = "GAN", "implicit"
-  log_prob_kind = None
-  likelihood_space = None
-  log_prob = Family.log_prob
+  likelihood = None
 
 
 def _config(model, dataset):
@@ -69,7 +65,7 @@ def _pixel_features(images):
 
 
 def test_uniform_image_model_is_8_bits_and_sample_metrics_match_direct_computation():
-  fam = UniformImages(_config("toy.uniform", "fashion_mnist"))
+  fam = UniformImages(_config("toy.uniform", "fashion_mnist"), IMAGES)
   state = fam.init(None, None)
   x = np.random.default_rng(0).uniform(size=(300, 28, 28, 1)).round(2).astype(np.float32)
   out = suite.evaluate(fam.config, fam, state, num_samples=200,
@@ -88,7 +84,7 @@ def test_uniform_image_model_is_8_bits_and_sample_metrics_match_direct_computati
 
 
 def test_points_report_nats_only_and_match_the_closed_form():
-  fam = StandardNormal2d(_config("toy.normal", "toy2d_moons"))
+  fam = StandardNormal2d(_config("toy.normal", "toy2d_moons"), POINTS)
   state = fam.init(None, None)
   x = np.random.default_rng(1).normal(size=(130, 2)).astype(np.float32)
   out = suite.evaluate(fam.config, fam, state, data=(x, np.zeros(130, np.int32)))
@@ -101,7 +97,7 @@ def test_points_report_nats_only_and_match_the_closed_form():
 def test_stochastic_bound_draws_fresh_noise_for_every_batch():
   # Twenty copies of one 64-point batch: with one key reused per batch every copy would get
   # the same noise and the split mean would be no more precise than a single batch's.
-  fam = NoisyBound2d(_config("toy.noisy", "toy2d_moons"))
+  fam = NoisyBound2d(_config("toy.noisy", "toy2d_moons"), POINTS)
   state = fam.init(None, None)
   x = np.tile(np.random.default_rng(2).normal(size=(64, 2)).astype(np.float32), (20, 1))
   exact = -jax.scipy.stats.norm.logpdf(x).sum(-1)
@@ -116,7 +112,7 @@ def test_stochastic_bound_draws_fresh_noise_for_every_batch():
 
 
 def test_likelihood_on_the_first_examples_is_marked_in_the_table():
-  fam = StandardNormal2d(_config("toy.normal", "toy2d_moons"))
+  fam = StandardNormal2d(_config("toy.normal", "toy2d_moons"), POINTS)
   state = fam.init(None, None)
   x = np.random.default_rng(3).normal(size=(130, 2)).astype(np.float32)
   out = suite.evaluate(fam.config, fam, state, data=(x, np.zeros(130, np.int32)), num_examples=30)
@@ -127,20 +123,24 @@ def test_likelihood_on_the_first_examples_is_marked_in_the_table():
   assert "likelihood_examples" not in whole and "first" not in results.row_from_eval(whole)["nats"]
 
 
-def test_default_likelihood_spaces():
-  cfg = _config("m", "fashion_mnist")
-  images, points = (4, 28, 28, 1), (4, 2)
-  assert suite.likelihood_space(NoLikelihood(cfg), cfg, images) == "continuous_unit"
-  assert suite.likelihood_space(StandardNormal2d(cfg), cfg, points) == "continuous"
-  assert suite.likelihood_space(UniformImages(cfg), cfg, images) == "continuous_unit"
-  vae = type("V", (NoLikelihood,), {"family": "VAE"})(cfg)
-  assert suite.likelihood_space(vae, cfg, images) == "binary"
-  ddpm = type("D", (NoLikelihood,), {"family": "diffusion"})(cfg)
-  assert suite.likelihood_space(ddpm, cfg, images) == "discrete_8bit"
+def test_likelihood_spaces_are_declared_or_follow_the_data():
+  from jgen import config as config_lib
+  from jgen import registry
+  from tests.helpers import config_path
+
+  def space(spec):
+    return registry.build(config_lib.load(config_path(spec))).space
+
+  assert space("configs/vae/conv_digits.py:smoke") == "binary"  # declared by the VAE
+  assert space("configs/diffusion/ddpm_fashion_mnist.py:smoke") == "discrete_8bit"  # declared by the U-Net DDPM
+  assert space("configs/classical/ppca_fashion_mnist.py:smoke") == "continuous_unit"  # the images' own
+  assert space("configs/diffusion/ddpm_toy2d.py:smoke") == "continuous"  # the points' own
+  assert UniformImages(_config("m", "fashion_mnist"), IMAGES).main_metric == "bits_per_dim"
+  assert StandardNormal2d(_config("m", "toy2d_moons"), POINTS).main_metric == "nll"
 
 
 def test_families_without_likelihood_are_skipped_with_a_reason():
-  fam = NoLikelihood(_config("toy.gan", "fashion_mnist"))
+  fam = NoLikelihood(_config("toy.gan", "fashion_mnist"), IMAGES)
   out = suite.evaluate(fam.config, fam, fam.init(None, None), metrics=("nll", "iwae"),
                        data=(np.zeros((10, 28, 28, 1), np.float32), np.zeros(10, np.int32)))
   assert out["metrics"] == {} and set(out["skipped"]) == {"nll", "iwae"}

@@ -16,11 +16,9 @@ from tests.helpers import REPO
 
 
 def _config(variant):
-  path = os.path.join(REPO, "configs", "diffusion", "ddpm_fashion_mnist.py")
-  spec = importlib.util.spec_from_file_location("ddpm_fmnist_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
+  from jgen import config as config_lib
+
+  return config_lib.load(os.path.join(REPO, "configs", "diffusion", "ddpm_fashion_mnist.py") + ":" + variant)
 
 
 def _randomize_zero_kernels(model, seed=7):
@@ -61,7 +59,7 @@ def _small_unet(dtype=jnp.float32, abstract=False):
   # one per initializer (or only traced, with `abstract`, to receive parameters).
   m = _config("smoke").model
   build = lambda: UNet(1, channels=m.channels, channel_mults=m.channel_mults, num_res_blocks=m.num_res_blocks,
-                       attention_levels=m.attention_levels, num_classes=m.num_classes, dropout=m.dropout,
+                       attention_levels=m.attention_levels, num_classes=10, dropout=m.dropout,
                        dtype=dtype, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
   return nnx.eval_shape(build) if abstract else nnx.jit(build)()
 

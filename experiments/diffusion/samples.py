@@ -28,17 +28,15 @@ import numpy as np  # noqa: E402
 
 from jgen.eval import plots, results, suite  # noqa: E402
 from jgen.train import checkpoint  # noqa: E402
+from jgen.train.sampling import Sampler, draw  # noqa: E402
 
 CLASS_NAMES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
 
 
-def sample_in_batches(family, state, n, batch_size=100, seed=0, **kw):
-  """n samples in batches (one compilation per batch size), batch i seeded with fold_in(seed, i)."""
-  out = []
-  for i, start in enumerate(range(0, n, batch_size)):
-    size = min(batch_size, n - start)
-    out.append(np.asarray(family.sample(state, jax.random.fold_in(jax.random.key(seed), i), size, **kw)))
-  return np.concatenate(out)
+def sample_in_batches(family, state, n, steps, batch_size=100, seed=0):
+  """n unconditional DDIM samples in batches (one compilation per batch size), batch i seeded with fold_in(seed, i)."""
+  ddim = family.with_overrides("model.sampler=ddim", f"model.sample_steps={steps}")
+  return draw(Sampler(ddim), state, n, jax.random.key(seed), batch_size, cond_fn=lambda rng, size: None)
 
 
 def quality_row(real, fake, **fields):
@@ -58,20 +56,21 @@ def main():
   real, _ = suite.load_split(config.data.name, "test", limit=args.n)
   train, _ = suite.load_split(config.data.name, "train", limit=args.n)
 
-  x = sample_in_batches(family, state, 100, sampler="ddim", steps=50)
+  x = sample_in_batches(family, state, 100, steps=50)
   plots.save_image_grid(x, os.path.join(args.out, "samples_unconditional.png"), ncol=10,
                         title="unconditional, DDIM-50")
   if family.num_classes:
     labels = jnp.repeat(jnp.arange(10), 10)  # one row per class
+    sampler = Sampler(family.with_overrides("model.sampler=ddim", "model.sample_steps=50"))
     for w in (1.0, 3.0):
-      x = np.asarray(family.sample(state, jax.random.key(1), 100, label=labels, guidance=w, steps=50))
+      x = sampler.to_host(sampler(state, jax.random.key(1), 100, {"label": labels, "guidance": w}))
       plots.save_image_grid(x, os.path.join(args.out, f"samples_guided_w{w:g}.png"), ncol=10,
                             title=f"rows: {', '.join(CLASS_NAMES)}; DDIM-50, guidance {w:g}")
 
   rows = [quality_row(real, train, sampler="floor: training images", steps=0, seconds=0.0)]
   for steps in (int(s) for s in args.steps.split(",")):
     t0 = time.perf_counter()
-    fake = sample_in_batches(family, state, args.n, sampler="ddim", steps=steps)
+    fake = sample_in_batches(family, state, args.n, steps=steps)
     rows.append(quality_row(real, fake, sampler="ddim", steps=steps, seconds=time.perf_counter() - t0))
     print(json.dumps(rows[-1]), flush=True)
   with open(os.path.join(args.out, "ddim_steps.json"), "w") as f:

@@ -16,7 +16,7 @@ from jgen.data import idx, toy2d
 from jgen.errors import UserError
 
 FILE_FORMAT = "array_record"
-DEFAULT_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+SYSTEM_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FASHION_MNIST_FILES = {
@@ -49,9 +49,33 @@ def _examples(x: np.ndarray, label: np.ndarray):
     yield i, {"x": x[i], "label": int(label[i])}
 
 
+def _fashion_mnist_cache_dir() -> str:
+  # Where scripts/get_fashion_mnist.sh unpacks the Debian package when it cannot install it.
+  cache = os.environ.get("JGEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "jgen")
+  return os.path.join(cache, "fashion-mnist")
+
+
+def _has_fashion_mnist_files(directory: str) -> bool:
+  return all(idx.find_idx(directory, stem) for stems in _FASHION_MNIST_FILES.values() for stem in stems)
+
+
+def _default_fashion_mnist_dir() -> str:
+  """The Debian path if it holds the files, else the cache if it does, else the Debian path."""
+  for directory in (SYSTEM_FASHION_MNIST_DIR, _fashion_mnist_cache_dir()):
+    if _has_fashion_mnist_files(directory):
+      return directory
+  return SYSTEM_FASHION_MNIST_DIR
+
+
 def fashion_mnist_dir(source_dir: str | None = None) -> str:
-  """Where the Fashion-MNIST IDX files are: the argument, $JGEN_FASHION_MNIST_DIR, or the Debian path."""
-  return source_dir or os.environ.get("JGEN_FASHION_MNIST_DIR") or DEFAULT_FASHION_MNIST_DIR
+  """Where the Fashion-MNIST IDX files are: the argument, $JGEN_FASHION_MNIST_DIR, the Debian
+  path (apt-get install -y dataset-fashion-mnist), or ${JGEN_CACHE:-~/.cache/jgen}/fashion-mnist
+  (where `make data` unpacks that package without root)."""
+  return source_dir or os.environ.get("JGEN_FASHION_MNIST_DIR") or _default_fashion_mnist_dir()
+
+
+# Where the files are found when neither an argument nor $JGEN_FASHION_MNIST_DIR names a directory.
+DEFAULT_FASHION_MNIST_DIR = _default_fashion_mnist_dir()
 
 
 def fashion_mnist_files(source_dir: str | None = None) -> dict[str, tuple[str, str]]:

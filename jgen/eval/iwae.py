@@ -85,7 +85,7 @@ def iwae_log_likelihood(family, state, batches, rng: jax.Array, num_samples: int
   With a `mesh`, each batch is sharded over its "data" axis (B must divide evenly).
   All batches of one shape share one compilation.
   """
-  if not family.importance_weights:
+  if not getattr(family, "importance_weights", False):
     raise NotImplementedError(f"{type(family).__name__} declares no importance weights; IWAE needs them")
   fn = _FamilyWeights(family)
   prepare = jax.jit(family.prepare_data)
