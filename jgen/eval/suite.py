@@ -154,20 +154,18 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
   if len(x_lik) < len(x) and ("nll" in metrics or "iwae" in metrics):
     result["likelihood_examples"] = len(x_lik)  # only a subset of the split
 
-  if "nll" in metrics:
-    if getattr(family, "likelihood", None):
-      t0 = time.perf_counter()
-      result["metrics"].update(nll_metrics(family, state, x_lik, batch_size))
-      result["seconds"]["nll"] = time.perf_counter() - t0
-    else:
-      result["skipped"]["nll"] = f"{config.model.name} declares no likelihood"
-  if "iwae" in metrics:
-    if getattr(family, "importance_weights", False):
-      t0 = time.perf_counter()
-      result["metrics"].update(iwae_metrics(family, state, x_lik, iwae_samples))
-      result["seconds"]["iwae"] = time.perf_counter() - t0
-    else:
-      result["skipped"]["iwae"] = f"{config.model.name} declares no importance weights"
+  # metric -> (the capability it needs, how to compute it)
+  likelihoods = {"nll": ("likelihood", lambda: nll_metrics(family, state, x_lik, batch_size)),
+                 "iwae": ("importance_weights", lambda: iwae_metrics(family, state, x_lik, iwae_samples))}
+  for name, (capability, compute) in likelihoods.items():
+    if name not in metrics:
+      continue
+    if not getattr(family, capability, None):
+      result["skipped"][name] = f"{config.model.name} declares no {capability.replace('_', ' ')}"
+      continue
+    t0 = time.perf_counter()
+    result["metrics"].update(compute())
+    result["seconds"][name] = time.perf_counter() - t0
 
   wanted = tuple(m for m in ("fid", "pr") if m in metrics)
   if wanted:

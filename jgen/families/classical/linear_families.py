@@ -38,6 +38,15 @@ class _LinearGaussian(ClassicalFamily):
   def decode(self, state, z):
     return self.to_data(self.module.decode(self.params(state), z))
 
+  def em_step(self, params, mean, cov):
+    return self.module.em_step(params, mean, cov)
+
+  def train_step(self, state, batch, rng):
+    """One EM iteration on the batch's moments (both PPCA and factor analysis need no more of the data)."""
+    mean, cov = lrg.moments(self.flat(batch, rng))
+    params = self.em_step(self.params(state), mean, cov)
+    return self._finish(state, params, self.module.mean_log_likelihood(params, mean, cov))
+
   def _finish(self, state, params, ll):
     new_state = state.replace(step=state.step + 1, params={"model": params._asdict()})
     metrics = self.likelihood_metrics(-ll)
@@ -67,11 +76,6 @@ class PPCA(_LinearGaussian):
       params = ppca.random_init(k_init, mean, cov, k)
     return self.new_state(params._asdict())
 
-  def train_step(self, state, batch, rng):
-    x = self.flat(batch, rng)
-    mean, cov = lrg.moments(x)
-    params = ppca.em_step(self.params(state), mean, cov)
-    return self._finish(state, params, ppca.mean_log_likelihood(params, mean, cov))
 
 
 @register("factor_analysis", family="linear / mixture")
@@ -92,11 +96,8 @@ class FactorAnalysis(_LinearGaussian):
     mean, cov = lrg.moments(self.flat(batch, k_deq))
     return self.new_state(fa.init(k_init, mean, cov, self.config.model.latent_dim)._asdict())
 
-  def train_step(self, state, batch, rng):
-    x = self.flat(batch, rng)
-    mean, cov = lrg.moments(x)
-    params = fa.em_step(self.params(state), mean, cov, self.config.model.min_noise)
-    return self._finish(state, params, fa.mean_log_likelihood(params, mean, cov))
+  def em_step(self, params, mean, cov):
+    return fa.em_step(params, mean, cov, self.config.model.min_noise)
 
 
 @register("robust_ppca", family="linear / mixture")
