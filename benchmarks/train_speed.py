@@ -19,14 +19,14 @@ from jgen.train import loop, sharding
 def bench(spec: str, steps: int, overrides=()) -> dict:
   config = config_lib.load(spec, overrides)
   runner = loop.Runner(config)
-  spec = runner.spec
+  data = runner.spec
   rng = np.random.default_rng(0)
   n = runner.batch_size * runner.k
-  if spec.dtype == "uint8":
-    x = rng.integers(0, 256, (n, *spec.shape)).astype(np.uint8)
+  if data.dtype == "uint8":
+    x = rng.integers(0, 256, (n, *data.shape)).astype(np.uint8)
   else:
-    x = rng.random((n, *spec.shape), dtype=np.float32)
-  batch = {"x": x, "label": rng.integers(0, max(spec.num_classes, 1), n).astype(np.int32)}
+    x = rng.random((n, *data.shape), dtype=np.float32)
+  batch = {"x": x, "label": rng.integers(0, max(data.num_classes, 1), n).astype(np.int32)}
   runner.setup({k: v[:runner.batch_size] for k, v in batch.items()})
   placed = runner.put_train_batch(batch)
   state = runner.init(runner.init_key, sharding.put_batch({k: v[:runner.batch_size] for k, v in batch.items()},

@@ -46,6 +46,9 @@ CASES = {
     "malformed --set": (["train", VAE, "--set", "optim.lr"], ("key=value",)),
     "unknown variant": (["train", config_path("configs/vae/conv_digits.py") + ":huge"], ("huge",)),
     "different config on the workdir": (["train", VAE, "--set", "model.latent_dim=3"], ("different config", "model")),
+    "malformed train.evals": (["train", VAE, "--set", "train.evals=fid"], ("train.evals", "fid:2000")),
+    "FID of 8x8 digits": (["train", VAE, "--set", "train.evals=fid:100"], ("28x28x1", "train.evals=''")),
+    "zero batches per step": (["train", VAE, "--set", "train.batches_per_step=0"], ("batches_per_step",)),
 }
 
 
@@ -56,6 +59,20 @@ def test_bad_input_on_existing_workdir(case, trained_workdir):
   result = run_cli(*args, "--workdir", trained_workdir)
   _assert_one_line_error(result, *needles)
   assert _snapshot(trained_workdir) == before
+
+
+def test_sampling_conditions_the_model_does_not_take(trained_workdir, tmp_path):
+  before = _snapshot(trained_workdir)
+  result = run_cli("sample", "--workdir", trained_workdir, "--out", str(tmp_path / "s.png"), "--kw", "label=3")
+  _assert_one_line_error(result, "label", "takes no such condition")
+  assert not (tmp_path / "s.png").exists() and _snapshot(trained_workdir) == before
+
+
+def test_validation_split_larger_than_train(tmp_path):
+  workdir = tmp_path / "run"
+  result = run_cli("train", VAE, "--workdir", str(workdir), "--set", "data.validation_size=5000")
+  _assert_one_line_error(result, "validation")
+  assert not workdir.exists()
 
 
 def test_missing_dataset(tmp_path):
