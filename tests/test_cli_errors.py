@@ -2,10 +2,13 @@
 
 import hashlib
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.helpers import config_path, run_cli
+from tests.helpers import REPO, config_path, run_cli
 
 VAE = config_path("configs/vae/conv_digits.py") + ":smoke"
 
@@ -73,6 +76,29 @@ def test_validation_split_larger_than_train(tmp_path):
   result = run_cli("train", VAE, "--workdir", str(workdir), "--set", "data.validation_size=5000")
   _assert_one_line_error(result, "validation")
   assert not workdir.exists()
+
+
+def test_a_second_train_on_a_busy_workdir_is_refused_and_a_killed_run_frees_it(tmp_path):
+  workdir = tmp_path / "run"
+  endless = ["--set", "train.steps=1000000", "--set", "train.log_every=100000", "--set", "train.eval_every=0",
+             "--set", "train.ckpt_every=0"]
+  first = subprocess.Popen([sys.executable, "-m", "jgen", "train", VAE, "--workdir", str(workdir), "--quiet", *endless],
+                           cwd=REPO, env={**os.environ, "XLA_FLAGS": ""}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 180
+    while not (workdir / "config.json").exists():
+      assert time.time() < deadline and first.poll() is None, "the first run did not start"
+      time.sleep(0.5)
+    result = run_cli("train", VAE, "--workdir", str(workdir), *endless)
+    _assert_one_line_error(result, "in use by another `jgen train`", "pid")
+  finally:
+    first.kill()
+    first.wait()
+  # kill -9 releases the lock with the process: the same workdir trains again.
+  result = run_cli("train", VAE, "--workdir", str(workdir), "--quiet", "--set", "train.steps=2",
+                   "--set", "train.ckpt_every=0")
+  assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_missing_dataset(tmp_path):

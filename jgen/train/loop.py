@@ -28,7 +28,7 @@ from jgen.data import pipeline, sources
 from jgen.data import spec as spec_lib
 from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
-from jgen.train import checkpoint, sampling, sharding
+from jgen.train import checkpoint, sampling, sharding, workdir_lock
 from jgen.train.metrics import MetricWriter
 from jgen.train.progress import Progress
 
@@ -55,7 +55,10 @@ def prepare_workdir(workdir: str, config) -> bool:
     raise UserError(f"workdir {workdir!r} is not readable and writable: fix its permissions or pass another --workdir")
   saved_path = os.path.join(workdir, "config.json")
   if not os.path.exists(saved_path):
-    if os.listdir(workdir):
+    # What a run that stopped before writing its config leaves: the lock, an empty checkpoints/.
+    leftovers = {workdir_lock.LOCK_NAME, "checkpoints"}
+    ckpt = os.path.join(workdir, "checkpoints")
+    if set(os.listdir(workdir)) - leftovers or (os.path.isdir(ckpt) and os.listdir(ckpt)):
       raise UserError(f"workdir {workdir!r} is not empty and holds no jgen run: pass a new --workdir")
     return False
   try:
@@ -200,81 +203,82 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     evaluator = SampleQuality(evals, family, runner.sampler, real)
   _check_main_metric(runner, metric_names(evals))
 
-  os.makedirs(checkpoint.checkpoint_dir(workdir), exist_ok=True)
-  mngr = checkpoint.manager(workdir, keep=config.train.keep, best_mode=family.best_mode)
-  restored = checkpoint.restore_latest(mngr, runner.abstract_state, runner.state_sharding) if resuming else None
-  train_seconds = 0.0
-  if restored is not None:
-    start, state, data_state = restored
-    train_it.set_state(data_state["iterator"])
-    train_seconds = data_state.get("train_seconds", 0.0)
-  else:
-    start = 0
-    state = runner.init(runner.init_key, sharding.put_batch(first, runner.batch_sharding))
-  if is_main:
-    write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config))
+  with workdir_lock.held(workdir, enabled=is_main):  # one run per workdir; refused before writing
+    os.makedirs(checkpoint.checkpoint_dir(workdir), exist_ok=True)
+    mngr = checkpoint.manager(workdir, keep=config.train.keep, best_mode=family.best_mode)
+    restored = checkpoint.restore_latest(mngr, runner.abstract_state, runner.state_sharding) if resuming else None
+    train_seconds = 0.0
+    if restored is not None:
+      start, state, data_state = restored
+      train_it.set_state(data_state["iterator"])
+      train_seconds = data_state.get("train_seconds", 0.0)
+    else:
+      start = 0
+      state = runner.init(runner.init_key, sharding.put_batch(first, runner.batch_sharding))
+    if is_main:
+      write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config))
 
-  writer = MetricWriter(workdir, resume_step=start, enabled=is_main)
-  total = config.train.steps
-  progress = Progress(start, total, enabled=show_progress and is_main)
-  if restored is not None:
-    progress.message(f"resuming {workdir} from step {start}")
-  log_every, eval_every, ckpt_every = config.train.log_every, config.train.eval_every, config.train.ckpt_every
-  data_facts = {"batch_spec": checkpoint.batch_spec(first), "spec": runner.spec.to_json()}
-  last = {}
-  first_bad = jnp.int32(0)
-  t0 = time.perf_counter()
-  eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
+    writer = MetricWriter(workdir, resume_step=start, enabled=is_main)
+    total = config.train.steps
+    progress = Progress(start, total, enabled=show_progress and is_main)
+    if restored is not None:
+      progress.message(f"resuming {workdir} from step {start}")
+    log_every, eval_every, ckpt_every = config.train.log_every, config.train.eval_every, config.train.ckpt_every
+    data_facts = {"batch_spec": checkpoint.batch_spec(first), "spec": runner.spec.to_json()}
+    last = {}
+    first_bad = jnp.int32(0)
+    t0 = time.perf_counter()
+    eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
 
-  def check_finite(step, state=None):
-    bad = int(first_bad)
-    if bad == 0 and (state is None or bool(_all_finite(state))):
-      return
-    where = f"at step {bad}" if bad else f"by step {step} (the parameters)"
-    mngr.wait_until_finished()
-    raise TrainingDiverged(f"training diverged {where}: a loss or metric is not finite; the last good "
-                           f"checkpoint (step {mngr.latest_step()}) is kept; lower optim.lr or set optim.grad_clip")
+    def check_finite(step, state=None):
+      bad = int(first_bad)
+      if bad == 0 and (state is None or bool(_all_finite(state))):
+        return
+      where = f"at step {bad}" if bad else f"by step {step} (the parameters)"
+      mngr.wait_until_finished()
+      raise TrainingDiverged(f"training diverged {where}: a loss or metric is not finite; the last good "
+                             f"checkpoint (step {mngr.latest_step()}) is kept; lower optim.lr or set optim.grad_clip")
 
-  try:
-    batch = runner.put_train_batch(next(train_it)) if start < total else None
-    for step in range(start + 1, total + 1):
-      state, metrics, first_bad = runner.step(state, batch, first_bad)
-      final = step == total
-      saving = (ckpt_every and step % ckpt_every == 0) or final
-      # The iterator state after this step's batch, taken before the next batch is read ahead.
-      iterator_state = train_it.get_state() if saving else None
-      if not final:
-        batch = runner.put_train_batch(next(train_it))  # placed while the step runs
-      if (log_every and step % log_every == 0) or final:
-        check_finite(step)
-        scalars = {f"train/{k}": float(v) for k, v in metrics.items()}
-        scalars["train/steps_per_s"] = progress.update(step, scalars)
-        writer.write(step, scalars)
-        last.update(scalars)
-      if (eval_every and step % eval_every == 0) or final:
-        results = runner.evaluate(state, max_batches=config.train.eval_batches)
-        if evaluator is not None:
-          results.update(evaluator(state, jax.random.fold_in(runner.sample_key, step)))
-        eval_at = (step, results.get(family.main_metric))
-        scalars = {f"eval/{k}": v for k, v in results.items()}
-        writer.write(step, scalars)
-        last.update(scalars)
-        progress.message(f"step {step} eval " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
-        write_samples(runner, state, workdir, step, is_main)
-      if saving:
-        check_finite(step, state)  # a non-finite state is never written
-        elapsed = train_seconds + time.perf_counter() - t0
-        main = eval_at[1] if eval_at[0] == step and family.best_mode else None
-        main = main if main is not None and math.isfinite(main) else None
-        checkpoint.save(mngr, step, state, {"iterator": iterator_state, "train_seconds": elapsed, **data_facts},
-                        config, main_metric=main)
-  finally:
-    mngr.wait_until_finished()
-    progress.close()
-    writer.close()
-  train_seconds += time.perf_counter() - t0
-  if is_main:
-    write_run_summary(workdir, runner, state, train_seconds)
+    try:
+      batch = runner.put_train_batch(next(train_it)) if start < total else None
+      for step in range(start + 1, total + 1):
+        state, metrics, first_bad = runner.step(state, batch, first_bad)
+        final = step == total
+        saving = (ckpt_every and step % ckpt_every == 0) or final
+        # The iterator state after this step's batch, taken before the next batch is read ahead.
+        iterator_state = train_it.get_state() if saving else None
+        if not final:
+          batch = runner.put_train_batch(next(train_it))  # placed while the step runs
+        if (log_every and step % log_every == 0) or final:
+          check_finite(step)
+          scalars = {f"train/{k}": float(v) for k, v in metrics.items()}
+          scalars["train/steps_per_s"] = progress.update(step, scalars)
+          writer.write(step, scalars)
+          last.update(scalars)
+        if (eval_every and step % eval_every == 0) or final:
+          results = runner.evaluate(state, max_batches=config.train.eval_batches)
+          if evaluator is not None:
+            results.update(evaluator(state, jax.random.fold_in(runner.sample_key, step)))
+          eval_at = (step, results.get(family.main_metric))
+          scalars = {f"eval/{k}": v for k, v in results.items()}
+          writer.write(step, scalars)
+          last.update(scalars)
+          progress.message(f"step {step} eval " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+          write_samples(runner, state, workdir, step, is_main)
+        if saving:
+          check_finite(step, state)  # a non-finite state is never written
+          elapsed = train_seconds + time.perf_counter() - t0
+          main = eval_at[1] if eval_at[0] == step and family.best_mode else None
+          main = main if main is not None and math.isfinite(main) else None
+          checkpoint.save(mngr, step, state, {"iterator": iterator_state, "train_seconds": elapsed, **data_facts},
+                          config, main_metric=main)
+    finally:
+      mngr.wait_until_finished()
+      progress.close()
+      writer.close()
+    train_seconds += time.perf_counter() - t0
+    if is_main:
+      write_run_summary(workdir, runner, state, train_seconds)
   return last
 
 
