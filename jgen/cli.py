@@ -86,7 +86,7 @@ def cmd_sample(args):
   sampler = Sampler(family)
   key = jax.random.key(args.seed)
   try:
-    x = sampler.to_host(sampler(state, key, args.num, cond or family.default_cond(jax.random.fold_in(key, 1), args.num)))
+    x = sampler.to_host(sampler(state, key, args.num, cond) if cond else sampler.default(state, key, args.num))
   except (TypeError, ValueError) as e:
     raise UserError(f"{config.model.name} cannot sample with {given}: {e}") from None
   if family.spec.is_image:

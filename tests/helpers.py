@@ -23,3 +23,13 @@ def logged(workdir: str, key: str) -> list[tuple[int, float]]:
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f if line.strip()]
   return [(r["step"], r[key]) for r in rows if key in r]
+
+
+def read_all(source):
+  """Every example of a random-access source, stacked, in order: (x, labels)."""
+  import numpy as np
+
+  from jgen.data import pipeline
+
+  examples = pipeline._read(source, range(len(source)))
+  return np.stack([e["x"] for e in examples]), np.array([e["label"] for e in examples])

@@ -74,10 +74,6 @@ def fashion_mnist_dir(source_dir: str | None = None) -> str:
   return source_dir or os.environ.get("JGEN_FASHION_MNIST_DIR") or _default_fashion_mnist_dir()
 
 
-# Where the files are found when neither an argument nor $JGEN_FASHION_MNIST_DIR names a directory.
-DEFAULT_FASHION_MNIST_DIR = _default_fashion_mnist_dir()
-
-
 def fashion_mnist_files(source_dir: str | None = None) -> dict[str, tuple[str, str]]:
   """split -> (images path, labels path); a one-line UserError naming how to get them if absent."""
   directory = fashion_mnist_dir(source_dir)

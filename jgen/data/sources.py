@@ -242,27 +242,13 @@ def _carve(name: str, split: str, validation_size: int, train_size: int) -> tupl
   return train_size - validation_size, train_size
 
 
-def default_validation_size(name: str, data_dir: str | None = None) -> int:
-  """How many examples the validation split of `name` holds unless data.validation_size says otherwise.
-
-  Local datasets: DEFAULT_VALIDATION_SIZE. Catalogue datasets: their own validation split's
-  size, else TFDS_VALIDATION_FRACTION of train (0 where TFDS does not know the sizes).
-  """
-  _check_name(name)
-  if name in DEFAULT_VALIDATION_SIZE:
-    return DEFAULT_VALIDATION_SIZE[name]
-  splits = _catalogue_splits(_tfds_builder(name, data_dir))
-  if "validation" in splits:
-    return splits["validation"]
-  return int(splits.get("train", 0) * TFDS_VALIDATION_FRACTION)
-
-
 def load(name: str, split: str, data_dir: str | None = None, source_dir: str | None = None,
          validation_size: int = -1):
   """A random-access source over one split: "train", "validation" or "test".
 
   validation_size: examples at the end of the prepared train split that form "validation"
-  ("train" is the rest); -1 = the dataset's default (`default_validation_size`), 0 = no
+  ("train" is the rest); -1 = the dataset's default (DEFAULT_VALIDATION_SIZE, or
+  TFDS_VALIDATION_FRACTION of a catalogue dataset's train), 0 = no
   validation split. It does not apply to a catalogue dataset with its own validation
   split. Catalogue datasets also take TFDS split expressions such as "train[:90%]",
   which read the catalogue's own splits as TFDS defines them.

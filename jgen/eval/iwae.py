@@ -62,22 +62,6 @@ def elbo_estimate(log_weight_fn: LogWeightFn, state, x: jax.Array, rng: jax.Arra
   return log_weight_fn(state, x, rng, num_samples).mean(0)
 
 
-class _FamilyWeights:
-  """The family's `log_importance_weights` as a static jit argument (equal and hashed by family)."""
-
-  def __init__(self, family):
-    self.family = family
-
-  def __eq__(self, other):
-    return isinstance(other, _FamilyWeights) and other.family is self.family
-
-  def __hash__(self):
-    return hash(id(self.family))
-
-  def __call__(self, state, x, rng, num_samples):
-    return self.family.log_importance_weights(state, x, rng, num_samples)
-
-
 def iwae_log_likelihood(family, state, batches, rng: jax.Array, num_samples: int = 5000, chunk_size: int = 100,
                         mesh: jax.sharding.Mesh | None = None) -> jax.Array:
   """IWAE log p(x) for every example of an iterable of [B,...] arrays as loaded, concatenated to [N].
@@ -87,7 +71,7 @@ def iwae_log_likelihood(family, state, batches, rng: jax.Array, num_samples: int
   """
   if not getattr(family, "importance_weights", False):
     raise NotImplementedError(f"{type(family).__name__} declares no importance weights; IWAE needs them")
-  fn = _FamilyWeights(family)
+  fn = family.log_importance_weights  # a bound method hashes by its family: a valid static jit argument
   prepare = jax.jit(family.prepare_data)
   out = []
   for i, x in enumerate(batches):

@@ -56,6 +56,6 @@ def draw(sampler: Sampler, state, n: int, rng: jax.Array, batch_size: int = 500,
   for i, start in enumerate(range(0, n, batch_size)):
     size = min(batch_size, n - start)
     key = jax.random.fold_in(rng, i)
-    cond = (cond_fn or sampler.family.default_cond)(jax.random.fold_in(key, 1), size)
-    out.append(sampler.to_host(sampler(state, key, size, cond)))
+    x = sampler(state, key, size, cond_fn(jax.random.fold_in(key, 1), size)) if cond_fn else sampler.default(state, key, size)
+    out.append(sampler.to_host(x))
   return np.concatenate(out)
