@@ -84,7 +84,9 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, shardings, steps
           data=ocp.args.JsonRestore()))
     except Exception as e:  # a torn or corrupt checkpoint: fall back to the previous one
       older = f"falling back to step {steps[i + 1]}" if i + 1 < len(steps) else "no older checkpoint to use"
-      log.warning("checkpoint at step %d is unreadable (%s: %s); %s", step, type(e).__name__, e, older)
+      # The storage layer's message can run to kilobytes of JSON: its first line says enough.
+      reason = (str(e).splitlines() or [""])[0][:160]
+      log.warning("checkpoint at step %d is unreadable (%s: %s); %s", step, type(e).__name__, reason, older)
       continue
     return step, restored["state"], restored["data"]
   return None
