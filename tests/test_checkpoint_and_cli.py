@@ -19,7 +19,7 @@ def _train(workdir, steps):
   return loop.train(config, workdir, show_progress=False)
 
 
-def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, caplog):
+def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, capsys):
   workdir = str(tmp_path / "run")
   _train(workdir, 4)
   for path in glob.glob(os.path.join(workdir, "checkpoints", "4", "state", "**", "*"), recursive=True):
@@ -27,7 +27,8 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, caplog):
       with open(path, "wb") as f:
         f.write(b"garbage")
   _train(workdir, 6)  # resumes from step 2, the newest readable checkpoint
-  assert "unreadable" in caplog.text
+  notes = capsys.readouterr().err.splitlines()
+  assert len(notes) == 1 and "checkpoint at step 4 is damaged" in notes[0] and "using step 2" in notes[0]
   assert [s for s, _ in logged(workdir, "train/loss")] == [1, 2, 3, 4, 5, 6]
   config, family, state = checkpoint.restore_for_inference(workdir)
   assert int(state.step) == 6

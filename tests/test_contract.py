@@ -138,7 +138,8 @@ def test_a_nan_between_log_steps_is_never_checkpointed(tmp_path):
     loop.train(config, workdir, show_progress=False)
   mngr = checkpoint.manager(workdir)
   assert mngr.all_steps() == [5]
-  restored = checkpoint.restore_latest(mngr, *_abstract(config))
+  abstract = _abstract(config)
+  restored = checkpoint.restore_latest(mngr, lambda data: abstract)
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(restored[1].params))
 
 

@@ -38,15 +38,28 @@ class MetricWriter:
       self.tb.close()
 
 
+def _parse(line: str) -> dict | None:
+  """A row, or None for a line torn by a kill in mid-write."""
+  try:
+    row = json.loads(line)
+  except ValueError:
+    return None
+  return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+
+
 def _truncate_after(path: str, step: int) -> None:
+  """Keeps the rows up to `step` (and no torn line), replacing the file atomically so a kill keeps one or the other."""
   if not os.path.exists(path):
     return
   with open(path) as f:
-    lines = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-  with open(path, "w") as f:
+    lines = [line if line.endswith("\n") else line + "\n" for line in f
+             if (row := _parse(line)) is not None and row["step"] <= step]
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
     f.writelines(lines)
+  os.replace(tmp, path)
 
 
 def read(path: str) -> list[dict]:
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    return [row for line in f if (row := _parse(line)) is not None]
