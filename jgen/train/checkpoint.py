@@ -114,7 +114,11 @@ def set_aside(mngr: ocp.CheckpointManager, step: int) -> str:
   while os.path.exists(target):
     n += 1
     target = f"{directory}.corrupt{n}"
-  os.rename(directory, target)
+  if jax.process_index() == 0:  # one process moves it; the others wait for the move before they look again
+    os.rename(directory, target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(f"jgen_set_aside_{step}")
   mngr.reload()
   return target
 
