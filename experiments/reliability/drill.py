@@ -13,8 +13,8 @@ Parts (each a row of the table):
               identical to an uninterrupted run; a killed holder's lock is taken over.
   processes   2 processes (jax.distributed on localhost) against 1 (experiments/reliability/processes.py).
   bad_inputs  every bad input is one line, exit 2, nothing changed (experiments/reliability/bad_inputs.py).
-  disk        a full disk (tmpfs filled up) and a read-only remount during training: one line, exit 2,
-              the last good checkpoint restores (needs root for `unshare -m` and `mount`).
+  disk        a full disk (a tmpfs filled up) and a checkpoint directory made read-only during training: one
+              line, exit 2, the last good checkpoint restores (needs root: `unshare -m`, `mount`, `setpriv`).
 """
 
 import argparse
@@ -302,12 +302,15 @@ ls "$disk/full/checkpoints" | tr '\n' ' '; echo
 rm -f "$disk/filler"
 "$@" --workdir "$disk/full" > /dev/null 2> "$disk/../disk_full_resume.err"; echo "full_resume_exit=$?"
 cp -r "$disk/full" "$disk/../disk_full_run"
-"$@" --workdir "$disk/ro" > "$disk/../disk_ro.out" 2> "$disk/../disk_ro.err" &
+# Unwritable: the run loses the right to override permissions (root otherwise writes anywhere), then its
+# checkpoint directory is made read-only under it.
+setpriv --bounding-set -dac_override,-dac_read_search,-fowner "$@" --workdir "$disk/ro" \
+  > "$disk/../disk_ro.out" 2> "$disk/../disk_ro.err" &
 pid=$!
 while [ ! -d "$disk/ro/checkpoints/10" ] && kill -0 $pid 2>/dev/null; do sleep 0.2; done
-mount -o remount,ro "$disk"
+chmod 555 "$disk/ro/checkpoints"
 wait $pid; echo "ro_exit=$?"
-mount -o remount,rw "$disk"
+chmod 755 "$disk/ro/checkpoints"
 "$@" --workdir "$disk/ro" > /dev/null 2> "$disk/../disk_ro_resume.err"; echo "ro_resume_exit=$?"
 cp -r "$disk/ro" "$disk/../disk_ro_run"
 umount "$disk"
@@ -401,7 +404,7 @@ def main():
     else:
       now = "; ".join(f"{mode}: exit {d['exit']}, {len(d['stderr'])} stderr line(s), resumed {d['resumed']}"
                       for mode, d in disk.items())
-      rows.append(("disk full / remounted read-only during training", now, "one line, exit 2, data kept",
+      rows.append(("disk full / checkpoint directory made read-only during training", now, "one line, exit 2, data kept",
                    all(d["ok"] for d in disk.values())))
 
   print("\n| drill | now | goal | met |\n| --- | --- | --- | --- |")

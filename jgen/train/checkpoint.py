@@ -33,15 +33,23 @@ BEST_KEY = "main"
 
 class _ExpectedOrbaxWarnings(logging.Filter):
   """Orbax warns on every save without metrics (checkpoints between evals have none by design) and on every
-  read-only manager (readers use one on purpose)."""
+  read-only manager (readers use one on purpose), and logs a background save that hit a full disk or a
+  permission error with its traceback: the loop reports that in one line (jgen.train.workdir)."""
 
-  EXPECTED = ("did not provide metrics", "read_only=True", "Given directory is read only")
+  EXPECTED = ("did not provide metrics", "read_only=True", "Given directory is read only",
+              "No space left on device", "Permission denied", "Read-only file system")
 
   def filter(self, record):
-    return not any(text in record.getMessage() for text in self.EXPECTED)
+    texts = [record.getMessage()]
+    e = record.exc_info[1] if record.exc_info else None
+    while e is not None and len(texts) < 20:  # the error and its causes
+      texts.append(str(e))
+      e = e.__cause__ or e.__context__
+    return not any(expected in text for text in texts for expected in self.EXPECTED)
 
 
 logging.getLogger("absl").addFilter(_ExpectedOrbaxWarnings())
+logging.getLogger("asyncio").addFilter(_ExpectedOrbaxWarnings())  # the same failure, from orbax's write tasks
 
 
 def _quiet_closed_loop(unraisable, _default=sys.unraisablehook):

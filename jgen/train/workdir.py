@@ -118,6 +118,8 @@ def restore(runner, mngr, saved: dict, train_it):
 
 
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# The same errors as the storage layer words them (it raises ValueError with the OS message inside).
+_DISK_MESSAGES = ("No space left on device", "Read-only file system", "Permission denied", "Disk quota exceeded")
 
 
 def raise_if_disk_error(e: BaseException, workdir: str, mngr) -> None:
@@ -127,8 +129,9 @@ def raise_if_disk_error(e: BaseException, workdir: str, mngr) -> None:
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     text = str(e)
-    if (isinstance(e, OSError) and e.errno in _DISK_ERRNOS) or "No space left" in text or "Read-only file" in text:
-      reason = e.strerror if isinstance(e, OSError) and e.strerror else (text.splitlines() or [""])[0][:120]
+    known = [m for m in _DISK_MESSAGES if m in text]
+    if (isinstance(e, OSError) and e.errno in _DISK_ERRNOS) or known:
+      reason = e.strerror if isinstance(e, OSError) and e.strerror else known[0]
       try:
         mngr.reload()
         good = mngr.latest_step()
