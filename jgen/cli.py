@@ -37,8 +37,8 @@ def cmd_train(args):
 
   config = config_lib.load(args.config, args.set or [])
   if args.distributed:
-    import jax
-    jax.distributed.initialize()
+    from jgen.train import distributed
+    distributed.initialize()
   metrics = loop.train(config, args.workdir, show_progress=not args.quiet)
   shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("eval/"))
   print(f"trained {config.model.name} to step {config.train.steps} in {args.workdir}: {shown}")

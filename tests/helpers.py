@@ -12,9 +12,10 @@ def config_path(rel: str) -> str:
   return os.path.join(REPO, rel)
 
 
-def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-  """Runs `python -m jgen ARGS` in a fresh process (1 CPU device, like a user's shell)."""
-  full_env = {**os.environ, "XLA_FLAGS": "", **(env or {})}
+def run_cli(*args, env=None, timeout=600, clear_env=False) -> subprocess.CompletedProcess:
+  """Runs `python -m jgen ARGS` in a fresh process (1 CPU device, like a user's shell); `clear_env` runs it with
+  `env` alone instead of on top of this process's environment."""
+  full_env = {**({} if clear_env else os.environ), "XLA_FLAGS": "", **(env or {})}
   return subprocess.run([sys.executable, "-m", "jgen", *args], capture_output=True, text=True, env=full_env,
                         timeout=timeout, cwd=REPO)
 

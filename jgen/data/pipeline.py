@@ -1,7 +1,8 @@
 """Grain pipelines from a random-access source to batches of numpy arrays.
 
-Training reads endless epochs, each a fresh seeded shuffle, split between
-processes so that every host sees a disjoint share of each epoch; the iterator
+Training reads endless epochs, each a fresh seeded shuffle, cut into global
+batches; every process reads its contiguous slice of each global batch, so the
+examples of a step, and their order, do not depend on the number of processes; the iterator
 state is a small JSON-able dict the checkpoint stores, so a resumed run reads
 exactly the batches an uninterrupted one would. Evaluation reads one pass in
 order, padding the last batch and marking the real examples with a mask.
@@ -64,10 +65,10 @@ def _read_batch(indices: np.ndarray, *, source, transform) -> Batch:
 
 def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1,
                    transform: Callable[[Example], Example] = to_arrays) -> grain.DatasetIterator:
-  """Endless shuffled batches of this process's share of `batch_size` (the global batch).
+  """Endless shuffled batches: this process's contiguous slice of each global batch of `batch_size`.
 
-  The pipeline is source -> shuffle(seed) -> repeat -> shard -> transform -> batch.
-  It shuffles, shards and batches record indices and then reads each batch at once,
+  The pipeline is source -> shuffle(seed) -> repeat -> batch -> this process's slice -> read.
+  It shuffles and batches record indices and then reads each slice at once,
   which is the same stream as mapping over the source element by element, several
   times faster on array_record. The result supports `get_state()` (a JSON-serialisable
   dict) and `set_state(state)`.
@@ -77,8 +78,8 @@ def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0
       grain.MapDataset.range(len(source))
       .shuffle(seed=seed)
       .repeat()  # reseeds the shuffle every epoch
-      [process_index::process_count]
-      .batch(local_batch, drop_remainder=True)
+      .batch(batch_size, drop_remainder=True)  # the global batch's indices, the same on every process
+      .map(lambda indices: indices[process_index * local_batch:(process_index + 1) * local_batch])
       .map(functools.partial(_read_batch, source=source, transform=transform))
   )
   options = grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=PREFETCH_BATCHES)
