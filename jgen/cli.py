@@ -9,9 +9,26 @@ import logging
 import os
 import sys
 
-from jgen.errors import UserError
+from jgen.errors import UserError, notice
 
 EXIT_USER_ERROR = 2
+# The most samples one grid holds (a 100 x 100 grid), and the files a grid can be written as.
+MAX_GRID_SAMPLES = 10_000
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_output_file(path: str, flag: str, suffixes: tuple[str, ...]) -> None:
+  """`path` can be written as a new or replaced file of one of `suffixes`; else one line saying why not."""
+  if os.path.isdir(path):
+    raise UserError(f"{flag} {path!r} is a directory: give a file name, e.g. {os.path.join(path, 'out' + suffixes[0])}")
+  if not path.lower().endswith(suffixes):
+    raise UserError(f"{flag} {path!r}: give a file name ending in {', '.join(suffixes)}")
+  parent = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(parent):
+    what = "is not a directory" if os.path.exists(parent) else "does not exist"
+    raise UserError(f"cannot write {path!r}: {parent!r} {what}")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f"cannot write {path!r}: {parent!r} is not writable")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,11 +70,10 @@ def cmd_sample(args):
   from jgen.train import checkpoint
   from jgen.train.sampling import Sampler
 
-  if args.num <= 0:
-    raise UserError(f"--num must be positive, got {args.num}")
-  out_dir = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(out_dir):
-    raise UserError(f"cannot write {args.out!r}: directory {out_dir!r} does not exist")
+  if not 0 < args.num <= MAX_GRID_SAMPLES:
+    raise UserError(f"--num must be in 1..{MAX_GRID_SAMPLES} (one PNG grid), got {args.num}; for sample "
+                    f"statistics over more, use `jgen evaluate --num-samples N`")
+  check_output_file(args.out, "--out", IMAGE_SUFFIXES)
   given = {}
   for item in args.kw or []:
     key, sep, text = item.partition("=")
@@ -99,11 +115,13 @@ def cmd_sample(args):
 def cmd_evaluate(args):
   from jgen.eval import suite
 
-  metrics = tuple(m for m in args.metrics.split(",") if m)
+  metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
   known = ("nll", "iwae", "fid", "pr")
   unknown = [m for m in metrics if m not in known]
   if unknown:
     raise UserError(f"--metrics: unknown metric {', '.join(unknown)}; choose from {', '.join(known)}")
+  if not metrics:
+    raise UserError(f"--metrics names no metric: give some of {', '.join(known)}, e.g. --metrics nll,fid")
   if args.num_samples <= 0:
     raise UserError(f"--num-samples must be positive, got {args.num_samples}")
   if args.num_examples is not None and args.num_examples <= 0:
@@ -117,7 +135,18 @@ def cmd_evaluate(args):
 def cmd_results(args):
   from jgen.eval import results
 
-  rows = results.collect(args.runs_dir)
+  if not os.path.isdir(args.runs_dir):
+    what = "is not a directory" if os.path.exists(args.runs_dir) else "does not exist"
+    raise UserError(f"{args.runs_dir!r} {what}: give the directory that holds the runs (e.g. runs)")
+  check_output_file(args.out, "--out", (".md",))
+  unreadable = []
+  rows = results.collect(args.runs_dir, unreadable)
+  if not rows:
+    found = f" ({len(unreadable)} unreadable, e.g. {unreadable[0]})" if unreadable else ""
+    raise UserError(f"no readable eval.json under {args.runs_dir!r}{found}; nothing written: run `jgen evaluate "
+                    f"--workdir RUN` on the runs first")
+  for path in unreadable:
+    notice(f"skipped {path}: not an eval.json written by `jgen evaluate`")
   results.write_results_md(rows, args.out)
   print(f"wrote {len(rows)} runs to {args.out}")
 

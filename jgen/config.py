@@ -35,6 +35,8 @@ def _load_file(path: str, variant: str | None) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise UserError(f"config file {path!r} not found: give the path of a configs/<family>/<model>_<dataset>.py file "
                     f"(`jgen list` shows them)")
+  if not path.endswith(".py"):
+    raise UserError(f"config file {path!r} is not a Python file: give CONFIG.py[:VARIANT]")
   module_spec = importlib.util.spec_from_file_location(f"jgen_config_{pathlib.Path(path).stem}", path)
   module = importlib.util.module_from_spec(module_spec)
   try:
@@ -45,8 +47,14 @@ def _load_file(path: str, variant: str | None) -> ml_collections.ConfigDict:
     raise UserError(f"config file {path!r} defines no get_config(arg) function")
   try:
     config = module.get_config(variant) if variant is not None else module.get_config()
-  except ValueError as e:
+  except TypeError as e:
+    if variant is not None and "positional argument" in str(e):
+      raise UserError(f"config {path!r}: get_config() takes no variant; drop ':{variant}'") from None
+    raise UserError(f"config {path!r}: get_config failed: TypeError: {e}") from None
+  except ValueError as e:  # check_variant's message names the variants
     raise UserError(f"config {path!r}: {e}") from None
+  except Exception as e:  # a broken config file is the user's to fix; say where
+    raise UserError(f"config {path!r}: get_config failed: {type(e).__name__}: {e}") from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise UserError(f"config file {path!r}: get_config must return an ml_collections.ConfigDict")
   return config
@@ -171,15 +179,11 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> None:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  train = config.train
-  for field in ("steps", "log_every", "eval_every", "ckpt_every"):
-    if train[field] < 0:
-      raise UserError(f"config.train.{field} must be >= 0, got {train[field]}")
-  if train.batches_per_step < 1:
-    raise UserError(f"config.train.batches_per_step must be >= 1, got {train.batches_per_step}")
-  if config.data.batch_size <= 0:
-    raise UserError(f"config.data.batch_size must be positive, got {config.data.batch_size}")
-  parse_evals(train.evals)
+  """Ranges and choices of every field (jgen.config_checks), and the in-loop evaluators."""
+  from jgen import config_checks, registry
+
+  config_checks.check_values(config, getattr(registry.lookup(config.model.name).cls, "choices", {}))
+  parse_evals(config.train.evals)
 
 
 def parse_evals(text: str) -> dict[str, int]:

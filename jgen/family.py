@@ -42,7 +42,8 @@ class Model:
   Class attributes (`branch`, `family` are set by `jgen.registry.register`):
   main_metric: the number model selection ranks, among `eval_step`'s keys or an in-loop evaluator's;
   best_mode: "min" / "max" (which end is best), None where nothing ranks checkpoints;
-  progress_metric: the train metric that falls as training works (the smoke tests check it).
+  progress_metric: the train metric that falls as training works (the smoke tests check it);
+  choices: the allowed values of the model block's string options, checked when a config loads.
   """
 
   branch: str = ""
@@ -51,6 +52,7 @@ class Model:
   main_metric: str = "loss"
   best_mode: str | None = "min"
   progress_metric: str = "loss"
+  choices: dict[str, tuple] = {}
   # Buffers (keys of TrainState.buffers) split over the devices along their first axis instead of replicated.
   data_sharded_buffers: tuple[str, ...] = ()
 

@@ -59,7 +59,11 @@ _LOCK_NAME = ".jgen_prepare.lock"
 
 
 def default_data_dir() -> str:
-  return os.environ.get("JGEN_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "jgen", "tfds")
+  given = os.environ.get("JGEN_DATA_DIR")
+  if given and os.path.exists(given) and not os.path.isdir(given):
+    raise UserError(f"JGEN_DATA_DIR={given!r} is a file, not a directory: point it at a directory for prepared "
+                    f"datasets (or unset it for ~/.cache/jgen/tfds)")
+  return given or os.path.join(os.path.expanduser("~"), ".cache", "jgen", "tfds")
 
 
 def _check_name(name: str) -> None:

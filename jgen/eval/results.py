@@ -79,18 +79,21 @@ def row_from_eval(ev: dict, run: dict | None = None, run_name: str = "") -> dict
   }
 
 
-def collect(runs_dir: str) -> list[dict]:
-  """Rows for every run directory under `runs_dir` that holds an eval.json, in taxonomy order."""
+def collect(runs_dir: str, unreadable: list | None = None) -> list[dict]:
+  """Rows for every run directory under `runs_dir` that holds an eval.json, in taxonomy order; the paths of
+  eval.json files that are not `jgen evaluate`'s are appended to `unreadable`."""
   rows = []
   for root, dirs, files in os.walk(runs_dir):
     dirs.sort()
     if "eval.json" not in files:
       continue
     ev = _read_json(os.path.join(root, "eval.json"))
-    if ev is None:
+    if not isinstance(ev, dict) or not isinstance(ev.get("metrics"), dict):
+      if unreadable is not None:
+        unreadable.append(os.path.join(root, "eval.json"))
       continue
     run = _read_json(os.path.join(root, "run.json")) if "run.json" in files else None
-    rows.append(row_from_eval(ev, run, os.path.relpath(root, runs_dir)))
+    rows.append(row_from_eval(ev, run if isinstance(run, dict) else None, os.path.relpath(root, runs_dir)))
   order = {family: i for i, (_, family) in enumerate(TAXONOMY)}
   rows.sort(key=lambda r: (order.get(r["family"], len(order)), r["dataset"], r["model"], r["run"]))
   return rows

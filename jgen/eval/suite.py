@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.errors import UserError
 from jgen.eval import frechet, iwae, likelihood, precision_recall
 
 FID_CONVENTION = ("FID-FMNIST: Frechet distance between Gaussians fitted to the penultimate features of jgen's "
@@ -183,16 +184,55 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
   return result
 
 
-def write_eval_json(result: dict, workdir: str) -> str:
-  """Writes eval.json into the run's workdir, with the run's run.json facts (train time, steps) merged in."""
+def _earlier_eval(workdir: str) -> dict | None:
+  """The workdir's eval.json, None if there is none; a file that is not one of ours is refused, not replaced."""
+  path = os.path.join(workdir, "eval.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      earlier = json.load(f)
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path} is unreadable ({type(e).__name__}); nothing evaluated: move it aside and "
+                    f"run again") from None
+  if not isinstance(earlier, dict) or not isinstance(earlier.get("metrics", {}), dict):
+    raise UserError(f"{path} is not an eval.json of `jgen evaluate` (not a JSON object with metrics); nothing "
+                    f"evaluated: move it aside and run again")
+  return earlier
+
+
+def write_eval_json(result: dict, workdir: str, earlier: dict | None = None) -> str:
+  """Writes eval.json into the run's workdir, with the run's run.json facts (train time, steps) merged in.
+
+  Metrics of an `earlier` evaluation of the same checkpoint step and split that this one did not recompute
+  are kept (evaluating fid after nll keeps nll); an evaluation of another step replaces it.
+  """
+  if earlier and earlier.get("step") == result.get("step") and earlier.get("split") == result.get("split"):
+    for key in ("metrics", "seconds", "skipped"):
+      result[key] = {**earlier.get(key, {}), **result.get(key, {})}
+    for key in result["metrics"]:
+      result["skipped"].pop(key, None)
   run_json = os.path.join(workdir, "run.json")
   if os.path.isfile(run_json):
     with open(run_json) as f:
       result = {"run": json.load(f), **result}
   path = os.path.join(workdir, "eval.json")
-  with open(path, "w") as f:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
     json.dump(result, f, indent=2)
+  os.replace(tmp, path)
   return path
+
+
+def _applicable(family, metrics) -> tuple[list[str], list[str]]:
+  """The requested metrics this family can report, and why each other one cannot."""
+  needs = {"nll": (lambda: family.likelihood, "declares no likelihood"),
+           "iwae": (lambda: getattr(family, "importance_weights", False), "declares no importance weights"),
+           "fid": (lambda: _samples_images(family), "is not a generative model of 28x28x1 images (FID-FMNIST)"),
+           "pr": (lambda: _samples_images(family), "is not a generative model of 28x28x1 images (FID-FMNIST)")}
+  ok = [m for m in metrics if needs[m][0]()]
+  return ok, [f"{m}: {family.config.model.name} on {family.config.data.name} {needs[m][1]}"
+              for m in metrics if m not in ok]
 
 
 def evaluate_workdir(workdir: str, metrics=("nll", "fid", "pr"), num_samples: int = 10000,
@@ -200,8 +240,14 @@ def evaluate_workdir(workdir: str, metrics=("nll", "fid", "pr"), num_samples: in
   """Restores a run's newest (or best) checkpoint, evaluates it and writes `workdir`/eval.json."""
   from jgen.train.checkpoint import restore_for_inference
 
+  if os.path.isdir(workdir) and not os.access(workdir, os.W_OK | os.X_OK):
+    raise UserError(f"workdir {workdir!r} is not writable, so eval.json cannot be written: fix its permissions")
+  earlier = _earlier_eval(workdir) if os.path.isdir(workdir) else None
   config, family, state = restore_for_inference(workdir, checkpoint)
+  ok, reasons = _applicable(family, metrics)
+  if not ok:
+    raise UserError(f"no requested metric applies ({'; '.join(reasons)}); nothing written")
   result = evaluate(config, family, state, metrics, num_samples, split, num_examples=num_examples)
   result["checkpoint"] = checkpoint
-  write_eval_json(result, workdir)
+  write_eval_json(result, workdir, earlier)
   return result

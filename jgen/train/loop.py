@@ -272,7 +272,7 @@ def write_samples(runner: Runner, state, workdir: str, step: int, is_main: bool 
   """
   from jgen.eval import plots
 
-  if runner.sampler is None or runner.spec.kind not in ("image", "points"):
+  if runner.sampler is None or runner.spec.kind not in ("image", "points") or runner.config.train.sample_num == 0:
     return None
   n = runner.config.train.sample_num
   x = runner.sampler.to_host(runner.sampler.default(state, jax.random.fold_in(runner.sample_key, step), n))

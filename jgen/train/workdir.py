@@ -89,7 +89,7 @@ def restore(runner, mngr, saved: dict, train_it):
   on) starts afresh, and one line says what changed.
   """
   current = json.loads(config_lib.to_json(runner.config))
-  changes = _changes(saved.get("optim", {}), current["optim"], "optim.")
+  changes = _changes(saved.get("optim", {}), current.get("optim", {}), "optim.")
   abstract, shardings = runner.abstract_state, runner.state_sharding
   if changes:
     old_config = copy.deepcopy(runner.config)

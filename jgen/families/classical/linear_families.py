@@ -57,6 +57,8 @@ class _LinearGaussian(ClassicalFamily):
 class PPCA(_LinearGaussian):
   """Probabilistic PCA. model: latent_dim, init ("closed_form" or "random")."""
 
+  choices = {"init": ("closed_form", "random")}
+
   module = ppca
   params_type = ppca.PPCAParams
 

@@ -20,6 +20,8 @@ from jgen.registry import register
 class GaussianMixture(ClassicalFamily):
   """model: num_components, covariance_type (full, diag, spherical), num_restarts, reg_covar, lloyd_iters."""
 
+  choices = {"covariance_type": ("full", "diag", "spherical")}
+
   @classmethod
   def defaults(cls):
     d = super().defaults()
@@ -77,6 +79,8 @@ class GaussianMixture(ClassicalFamily):
 class BayesianGaussianMixture(ClassicalFamily):
   """model: max_components, dirichlet_process, weight_concentration (0 = 1/K), init ("kmeans", "random"),
   reg_covar, lloyd_iters. Other prior hyperparameters take the data-dependent defaults of `bgmm.default_prior`."""
+
+  choices = {"init": ("kmeans", "random")}
 
   # The exact likelihood is that of the posterior predictive.
 

@@ -34,6 +34,9 @@ class DDPM(Family):
   likelihood = "lower_bound"
   sample_options = {"sampler": "model.sampler", "steps": "model.sample_steps", "eta": "model.ddim_eta"}
 
+  choices = {"prediction": ("eps", "v"), "sampler": ("ddim", "ddpm"), "schedule": ("linear", "cosine"),
+             "variance": ("small", "large"), "compute_dtype": ("float32", "bfloat16")}
+
   @classmethod
   def defaults(cls):
     d = super().defaults()
