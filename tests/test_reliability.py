@@ -209,3 +209,12 @@ def test_cli_reruns_and_workdirs_in_odd_states(tmp_path, capsys):
   assert cli.main(["sample", "--workdir", str(empty), "--out", str(tmp_path / "s.png")]) == 2
   err = capsys.readouterr().err.splitlines()
   assert len(err) == 1 and "unreadable config.json" in err[0]
+
+
+def test_a_family_without_an_optimizer_resumes(tmp_path):
+  """EM-fitted families have no optim block: resuming must not look for one."""
+  workdir = str(tmp_path / "run")
+  spec = config_path("configs/classical/robust_ppca_toy.py") + ":smoke"
+  loop.train(config_lib.load(spec, ["train.steps=2", "train.ckpt_every=2"]), workdir, show_progress=False)
+  loop.train(config_lib.load(spec, ["train.steps=4", "train.ckpt_every=2"]), workdir, show_progress=False)
+  assert int(checkpoint.restore_for_inference(workdir)[2].step) == 4
