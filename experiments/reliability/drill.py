@@ -388,7 +388,7 @@ def main():
     proc = processes.run(os.path.join(args.root, "processes"))
     details["processes"] = proc
     rows.append(("2 processes (jax.distributed on localhost) vs 1",
-                 f"max |loss difference| {proc['max_abs_diff']:.2e} over {proc['steps']} steps",
+                 f"max abs. difference of logged metrics {proc['max_abs_diff']:.2e} over {proc['steps']} steps",
                  "equal to float tolerance", bool(proc["equal"])))
   if "bad_inputs" in parts:
     from experiments.reliability import bad_inputs
