@@ -14,6 +14,8 @@ CASES = {
     # Two networks trained against each other amplify the rounding of reductions over a split batch
     # (batch norm statistics) step by step: agreement to 3e-3 after 20 steps, exact for the first ones.
     "dcgan": ("configs/gan/dcgan_fashion_mnist.py:smoke", ["train/d_loss", "train/g_loss"], ["train.evals=''"]),
+    "pixelcnn": ("configs/autoregressive/pixelcnn_fashion_mnist.py:smoke", ["train/loss"], []),
+    "gated_pixelcnn": ("configs/autoregressive/gated_pixelcnn_fashion_mnist.py:smoke", ["train/loss"], []),
     "ddpm": ("configs/diffusion/ddpm_fashion_mnist.py:smoke", ["train/loss"],
              ["model.channels=8", "model.channel_mults=(1,)", "model.attention_levels=(0,)"]),
 }
