@@ -29,6 +29,8 @@ def check_output_file(path: str, flag: str, suffixes: tuple[str, ...]) -> None:
     raise UserError(f"cannot write {path!r}: {parent!r} {what}")
   if not os.access(parent, os.W_OK | os.X_OK):
     raise UserError(f"cannot write {path!r}: {parent!r} is not writable")
+  if os.path.exists(path) and not os.access(path, os.W_OK):
+    raise UserError(f"cannot replace {path!r}: it is read-only; give another file name or make it writable")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +75,8 @@ def cmd_sample(args):
   if not 0 < args.num <= MAX_GRID_SAMPLES:
     raise UserError(f"--num must be in 1..{MAX_GRID_SAMPLES} (one PNG grid), got {args.num}; for sample "
                     f"statistics over more, use `jgen evaluate --num-samples N`")
+  if not 0 <= args.seed < 2**32:
+    raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
   check_output_file(args.out, "--out", IMAGE_SUFFIXES)
   given = {}
   for item in args.kw or []:
@@ -80,9 +84,10 @@ def cmd_sample(args):
     if not sep or not key:
       raise UserError(f"--kw {item!r} is not of the form key=value (e.g. --kw label=3 --kw guidance=2.0)")
     given[key] = text
-  cls = registry.lookup(checkpoint.read_config(args.workdir).model.name).cls
-  options = getattr(cls, "sample_options", {})
+  saved = checkpoint.read_config(args.workdir)
+  options = getattr(registry.lookup(saved.model.name).cls, "sample_options", {})
   overrides = [f"{options[k]}={v}" for k, v in given.items() if k in options]
+  _check_sample_options(saved, {k: v for k, v in given.items() if k in options}, options)
   config, family, state = checkpoint.restore_for_inference(args.workdir, args.checkpoint, overrides)
   if not family.generative:
     raise UserError(f"{config.model.name} is not a generative model: it has nothing to sample")
@@ -97,8 +102,9 @@ def cmd_sample(args):
     if not isinstance(label, int) or not 0 <= label < family.spec.num_classes:
       raise UserError(f"--kw label={label}: give a class index 0..{family.spec.num_classes - 1}")
     cond["label"] = [label] * args.num
-  if "guidance" in cond and not isinstance(cond["guidance"], (int, float)):
-    raise UserError(f"--kw guidance={cond['guidance']!r}: give a number")
+  guidance = cond.get("guidance", 0.0)
+  if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance < float("inf"):
+    raise UserError(f"--kw guidance={guidance!r}: give a number >= 0 (0: no guidance)")
   sampler = Sampler(family)
   key = jax.random.key(args.seed)
   try:
@@ -110,6 +116,19 @@ def cmd_sample(args):
   else:
     plots.save_points(x, args.out)
   print(f"wrote {args.num} samples of {config.model.name} to {args.out}")
+
+
+def _check_sample_options(config, given: dict, options: dict) -> None:
+  """Sampler options (`--kw steps=50`) obey the same types, ranges and choices as the config fields they set,
+  checked before anything is restored (the config is the workdir's, changed only here)."""
+  from jgen import config as config_lib
+
+  for key, text in given.items():
+    try:
+      config_lib.set_field(config, options[key], config_lib._parse_value(text), "config", text)
+      config_lib.validate(config)
+    except UserError as e:
+      raise UserError(f"--kw {key}={text}: {str(e).removeprefix('config: ').removeprefix('config ')}") from None
 
 
 def cmd_evaluate(args):
@@ -139,6 +158,9 @@ def cmd_results(args):
     what = "is not a directory" if os.path.exists(args.runs_dir) else "does not exist"
     raise UserError(f"{args.runs_dir!r} {what}: give the directory that holds the runs (e.g. runs)")
   check_output_file(args.out, "--out", (".md",))
+  if os.path.exists(args.out) and not results.written_by_results(args.out):
+    raise UserError(f"--out {args.out!r} exists and is not a table written by `jgen results`; nothing written: "
+                    f"give a new file name, or move it aside")
   unreadable = []
   rows = results.collect(args.runs_dir, unreadable)
   if not rows:
@@ -160,11 +182,15 @@ def cmd_data(args):
   from jgen.data import sources
 
   if args.action == "list":
+    if args.name or args.source:
+      raise UserError("jgen data list takes no NAME or --source; to build one dataset: jgen data prepare NAME")
     for name, description in sources.DATASETS.items():
       print(f"{name:24s} {description}")
     return
   if not args.name:
     raise UserError("jgen data prepare needs a dataset NAME (`jgen data list` shows them)")
+  if args.source is not None and args.name != "fashion_mnist":
+    raise UserError(f"--source names the raw files of fashion_mnist; {args.name} reads none: drop --source")
   path = sources.prepare(args.name, source_dir=args.source)
   print(f"prepared {args.name} in {path}")
 
@@ -184,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
   p.add_argument("--workdir", required=True)
   p.add_argument("--num", type=int, default=64)
-  p.add_argument("--out", required=True)
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", required=True, help="the grid's file, new or replaced: .png, .pdf, .svg, .jpg "
+                 "(a directory or another suffix is refused)")
+  p.add_argument("--seed", type=int, default=0, help="0..2**32-1")
   p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                  help="the newest checkpoint, or the one with the best main eval metric")
   p.add_argument("--kw", action="append", metavar="KEY=VALUE",
@@ -204,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("results", help="collect runs' eval.json into a markdown results table")
   p.add_argument("runs_dir")
-  p.add_argument("--out", default="experiments/RESULTS.md")
+  p.add_argument("--out", default="experiments/RESULTS.md",
+                 help="a .md file, new or one `jgen results` wrote before (anything else is refused)")
   p.set_defaults(fn=cmd_results)
 
   p = sub.add_parser("list", help="print the taxonomy: branch, family, models, configs")
@@ -222,6 +250,8 @@ def main(argv=None) -> int:
   _quiet_libraries()
   try:
     args = build_parser().parse_args(argv)
+    if getattr(args, "workdir", None) == "":  # "" would mean the current directory to some calls and none to others
+      raise UserError("--workdir is empty: give the run's directory, e.g. --workdir runs/vae_digits")
     args.fn(args)
   except UserError as e:
     print(f"jgen: error: {e}", file=sys.stderr)

@@ -32,6 +32,8 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _load_file(path: str, variant: str | None) -> ml_collections.ConfigDict:
+  if os.path.isdir(path):
+    raise UserError(f"config {path!r} is a directory: give a CONFIG.py[:VARIANT] file in it (`jgen list` shows them)")
   if not os.path.isfile(path):
     raise UserError(f"config file {path!r} not found: give the path of a configs/<family>/<model>_<dataset>.py file "
                     f"(`jgen list` shows them)")
@@ -41,7 +43,7 @@ def _load_file(path: str, variant: str | None) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   try:
     module_spec.loader.exec_module(module)
-  except Exception as e:  # a broken config file is the user's to fix; say where
+  except (Exception, SystemExit) as e:  # a broken config file is the user's to fix; say where
     raise UserError(f"config file {path!r} failed to load: {type(e).__name__}: {e}") from None
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path!r} defines no get_config(arg) function")
@@ -53,7 +55,7 @@ def _load_file(path: str, variant: str | None) -> ml_collections.ConfigDict:
     raise UserError(f"config {path!r}: get_config failed: TypeError: {e}") from None
   except ValueError as e:  # check_variant's message names the variants
     raise UserError(f"config {path!r}: {e}") from None
-  except Exception as e:  # a broken config file is the user's to fix; say where
+  except (Exception, SystemExit) as e:  # a broken config file is the user's to fix; say where
     raise UserError(f"config {path!r}: get_config failed: {type(e).__name__}: {e}") from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise UserError(f"config file {path!r}: get_config must return an ml_collections.ConfigDict")
@@ -82,16 +84,33 @@ def load(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> ml_collectio
   for block in REQUIRED_BLOCKS:
     if block not in given:
       raise UserError(f"config {path!r} has no {block!r} block; every config needs {', '.join(REQUIRED_BLOCKS)}")
+    if not isinstance(given[block], ml_collections.ConfigDict):
+      raise UserError(f"config {path!r}: {block} must be a block of fields (a dict), got "
+                      f"{type(given[block]).__name__}")
   if "name" not in given.model:
     raise UserError(f"config {path!r}: model.name is missing: name the registered model (see `jgen list`)")
+  if not isinstance(given.model.name, str):
+    raise UserError(f"config {path!r}: model.name={given.model.name!r} must be a model's name (see `jgen list`)")
   config = defaults_for(given.model.name)
   merge(config, given, f"config file {path}")
   config.config_file = os.path.abspath(path)
   config.variant = variant or ""
   config.lock()
   apply_overrides(config, overrides)
+  if config.model.name != given.model.name:
+    _check_model_swap(given.model.name, config.model.name)
   validate(config)
   return config
+
+
+def _check_model_swap(old: str, new: str) -> None:
+  """`--set model.name=NEW` on a config of OLD works only where NEW has exactly OLD's fields (pixelcnn and
+  pixelcnn.gated): the config was merged onto OLD's defaults, which another model would not read."""
+  old_keys, new_keys = set(_all_keys(defaults_for(old))), set(_all_keys(defaults_for(new)))
+  if old_keys != new_keys:
+    differ = sorted(old_keys ^ new_keys)
+    raise UserError(f"--set model.name={new}: {new} has other config fields than {old} (e.g. "
+                    f"{', '.join(differ[:3])}); use a config file of {new} (`jgen list` shows them)")
 
 
 def _flatten(config: ml_collections.ConfigDict, prefix: str = ""):
@@ -182,7 +201,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Ranges and choices of every field (jgen.config_checks), and the in-loop evaluators."""
   from jgen import config_checks, registry
 
-  config_checks.check_values(config, getattr(registry.lookup(config.model.name).cls, "choices", {}))
+  cls = registry.lookup(config.model.name).cls
+  config_checks.check_values(config, getattr(cls, "choices", {}))
+  try:
+    cls.check_model(config.model)
+  except ValueError as e:  # the family's rules tying several of its fields together
+    raise UserError(f"config {e}") from None
   parse_evals(config.train.evals)
 
 

@@ -4,9 +4,10 @@ Types are checked field by field as values are set (jgen.config); this module ch
 ranges and choices: sizes are positive, probabilities and decays lie in [0, 1), the
 optimizer and its schedule are ones jgen builds, and a family's string options are
 among its declared `choices`. Model sizes follow one naming rule: an integer field
-(or a tuple of them) named like a size (`*_dim`, `*channels*`, `hidden`, `depth`,
-`num_*`, `*_steps`, `*_iters`, `*_blocks`, ...) must be >= 1; `*timesteps` may be 0
-("all of them").
+(or a non-empty tuple of them) named like a size (`*_dim`, `*channels*`, `hidden`,
+`depth`, `features`, `kernel`, `num_*`, `*_steps`, `*_iters`, `*_blocks`, `*_layers`,
+...) must be >= 1; `*timesteps` may be 0 ("all of them"). Rules that tie several fields
+of one model together are the family's own (`Model.check_model`).
 """
 
 import math
@@ -33,13 +34,14 @@ COMMON_RULES = {
     "mesh.data": (lambda v: v == -1 or v >= 1, ">= 1, or -1 for all devices"),
     "mesh.fsdp": _AT_LEAST_1,
     "train.steps": _AT_LEAST_0,
+    "train.seed": (lambda v: 0 <= v < 2**32, "in 0..2**32-1 (numpy and grain seeds)"),
     "train.log_every": (lambda v: v >= 0, ">= 0 (0: never)"),
     "train.eval_every": (lambda v: v >= 0, ">= 0 (0: only at the end)"),
     "train.ckpt_every": (lambda v: v >= 0, ">= 0 (0: only at the end)"),
     "train.keep": _AT_LEAST_1,
     "train.batches_per_step": _AT_LEAST_1,
     "train.sample_num": (lambda v: v >= 0, ">= 0 (0: no sample grids)"),
-    "train.eval_batches": (lambda v: v >= -1, ">= 0, or -1 for the whole split"),
+    "train.eval_batches": (lambda v: v >= 1 or v == -1, ">= 1, or -1 for the whole split"),
 }
 
 OPTIM_RULES = {
@@ -65,10 +67,11 @@ MODEL_RULES = {
     "weight_concentration": _AT_LEAST_0,
     "nu": _POSITIVE,
     "max_shift": _AT_LEAST_0,
+    "temperature": _POSITIVE,
 }
 
-_SIZE_NAME = re.compile(r"(^|_)(dim|hidden|depth|heads|components|steps|iters|restarts|blocks|stage|classes|mults)$"
-                        r"|channels|^num_")
+_SIZE_NAME = re.compile(r"(^|_)(dim|hidden|depth|heads|components|steps|iters|restarts|blocks|layers|stage|classes"
+                        r"|mults|features|kernel)$|channels|^num_")
 
 
 def _numbers(value):
@@ -104,6 +107,11 @@ def check_values(config: ml_collections.ConfigDict, choices: dict | None = None)
     for field, rule in OPTIM_RULES.items():
       if field in block:
         _check(f"{prefix}.{field}", block[field], rule)
+    # optax's warmup-cosine schedule counts the warm-up inside decay_steps, so it needs more than the warm-up.
+    if block.get("decay") == "cosine" and block.decay_steps <= max(block.warmup_steps, 1):
+      raise UserError(f"config {prefix}.decay_steps={block.decay_steps}: with {prefix}.decay='cosine' it must "
+                      f"exceed {prefix}.warmup_steps ({block.warmup_steps}) and 1: set it to the steps the lr "
+                      f"decays over, e.g. train.steps")
   for field, value in config.model.items():
     key = f"model.{field}"
     if field in (choices or {}) and value not in choices[field]:
@@ -113,4 +121,6 @@ def check_values(config: ml_collections.ConfigDict, choices: dict | None = None)
     elif "timesteps" in field:
       _check(key, value, (lambda v: v >= 0, ">= 0 (0: all of them)"))
     elif _SIZE_NAME.search(field) and all(isinstance(v, int) for v in _numbers(value)):
+      if isinstance(value, (tuple, list)) and not value:
+        raise UserError(f"config {key}=(): give at least one size, e.g. {key}=(32,)")
       _check(key, value, _AT_LEAST_1)

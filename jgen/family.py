@@ -43,7 +43,8 @@ class Model:
   main_metric: the number model selection ranks, among `eval_step`'s keys or an in-loop evaluator's;
   best_mode: "min" / "max" (which end is best), None where nothing ranks checkpoints;
   progress_metric: the train metric that falls as training works (the smoke tests check it);
-  choices: the allowed values of the model block's string options, checked when a config loads.
+  choices: the allowed values of the model block's string options, checked when a config loads
+  (with `check_model`, for rules that tie several fields together).
   """
 
   branch: str = ""
@@ -65,6 +66,11 @@ class Model:
   def defaults(cls) -> ml_collections.ConfigDict:
     """The model's config blocks with every field's default: `model`, and `optim` where it trains by gradients."""
     return ml_collections.ConfigDict({"model": {"name": ""}, "optim": dict(config_schema.OPTIM)})
+
+  @classmethod
+  def check_model(cls, model: ml_collections.ConfigDict) -> None:
+    """Raises ValueError("model.FIELD=VALUE: what it must be") where fields of the `model` block do not fit
+    together; checked when a config loads, after the ranges and choices of jgen.config_checks."""
 
   def make_networks(self, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
     """The NNX networks, by name ("model" for one), shaped from `self.spec`; {} for models without one."""

@@ -242,5 +242,5 @@ def test_a_broken_family_module_breaks_only_its_own_models(tmp_path, monkeypatch
   assert "vae.conv" in registry.models()
   assert "a missing dependency" in registry.broken_modules()["jgen.families.broken_family"]
   with pytest.raises(UserError, match="failed to import"):
-    registry.lookup("pixelcnn")
+    registry.lookup("no_such.model")
   monkeypatch.delitem(sys.modules, "jgen.families.broken_family", raising=False)

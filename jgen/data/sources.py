@@ -58,12 +58,27 @@ _IMAGE_INFO = {
 _LOCK_NAME = ".jgen_prepare.lock"
 
 
+def _nearest_existing(path: str) -> str:
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  return path
+
+
 def default_data_dir() -> str:
   given = os.environ.get("JGEN_DATA_DIR")
-  if given and os.path.exists(given) and not os.path.isdir(given):
-    raise UserError(f"JGEN_DATA_DIR={given!r} is a file, not a directory: point it at a directory for prepared "
-                    f"datasets (or unset it for ~/.cache/jgen/tfds)")
+  if given and not os.path.isdir(_nearest_existing(given)):  # it, or a directory above it, is a file
+    raise UserError(f"JGEN_DATA_DIR={given!r}: {_nearest_existing(given)!r} is a file, not a directory: point it "
+                    f"at a directory for prepared datasets (or unset it for ~/.cache/jgen/tfds)")
   return given or os.path.join(os.path.expanduser("~"), ".cache", "jgen", "tfds")
+
+
+def _check_writable(data_dir: str) -> None:
+  """Preparing writes under data_dir (created if missing): say so in one line when it cannot."""
+  existing = _nearest_existing(data_dir)
+  if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+    raise UserError(f"cannot prepare datasets in {data_dir!r}: {existing!r} is not a writable directory; set "
+                    f"JGEN_DATA_DIR to a writable directory")
 
 
 def _check_name(name: str) -> None:
@@ -139,6 +154,7 @@ def prepare(name: str, source_dir: str | None = None, data_dir: str | None = Non
       from jgen.data.builders import fashion_mnist_files
 
       fashion_mnist_files(source_dir)  # a clear error before TFDS starts writing
+    _check_writable(data_dir)
     with _prepare_lock(data_dir):
       # Another process may have built it while this one waited for the lock.
       builder = _local_builder(name, data_dir, source_dir)

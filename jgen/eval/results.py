@@ -88,12 +88,14 @@ def collect(runs_dir: str, unreadable: list | None = None) -> list[dict]:
     if "eval.json" not in files:
       continue
     ev = _read_json(os.path.join(root, "eval.json"))
-    if not isinstance(ev, dict) or not isinstance(ev.get("metrics"), dict):
+    run = _read_json(os.path.join(root, "run.json")) if "run.json" in files else None
+    try:
+      if not isinstance(ev, dict) or not isinstance(ev.get("metrics"), dict):
+        raise TypeError("not an eval.json")
+      rows.append(row_from_eval(ev, run if isinstance(run, dict) else None, os.path.relpath(root, runs_dir)))
+    except (AttributeError, TypeError, ValueError):  # JSON, but not in the shape `jgen evaluate` writes
       if unreadable is not None:
         unreadable.append(os.path.join(root, "eval.json"))
-      continue
-    run = _read_json(os.path.join(root, "run.json")) if "run.json" in files else None
-    rows.append(row_from_eval(ev, run if isinstance(run, dict) else None, os.path.relpath(root, runs_dir)))
   order = {family: i for i, (_, family) in enumerate(TAXONOMY)}
   rows.sort(key=lambda r: (order.get(r["family"], len(order)), r["dataset"], r["model"], r["run"]))
   return rows
@@ -120,11 +122,23 @@ Conventions (jgen.eval.likelihood, jgen.eval.suite):
 """
 
 
+GENERATED_MARK = "Generated from each run's eval.json by"
+
+
+def written_by_results(path: str) -> bool:
+  """Whether the file at `path` is a table `write_results_md` wrote (so replacing it loses nothing typed)."""
+  try:
+    with open(path, errors="replace") as f:
+      return GENERATED_MARK in f.read(4096)
+  except OSError:
+    return False
+
+
 def write_results_md(rows: list[dict], path: str, title: str = "jgen results",
                      command: str = "jgen results runs --out experiments/RESULTS.md") -> str:
   """Writes the results table with its legend; the file says it is generated and by which command."""
   text = (f"# {title}\n\n"
-          f"Generated from each run's eval.json by `{command}`; do not edit by hand.\n\n"
+          f"{GENERATED_MARK} `{command}`; do not edit by hand.\n\n"
           f"{render_table(rows)}\n\n{LEGEND}")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as f:

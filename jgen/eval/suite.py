@@ -195,7 +195,8 @@ def _earlier_eval(workdir: str) -> dict | None:
   except (OSError, ValueError) as e:
     raise UserError(f"{path} is unreadable ({type(e).__name__}); nothing evaluated: move it aside and "
                     f"run again") from None
-  if not isinstance(earlier, dict) or not isinstance(earlier.get("metrics", {}), dict):
+  if not isinstance(earlier, dict) or not all(isinstance(earlier.get(k, {}), dict)
+                                             for k in ("metrics", "seconds", "skipped")):
     raise UserError(f"{path} is not an eval.json of `jgen evaluate` (not a JSON object with metrics); nothing "
                     f"evaluated: move it aside and run again")
   return earlier

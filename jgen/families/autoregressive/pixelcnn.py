@@ -151,6 +151,11 @@ class _PixelCNN(Family):
 class PixelCNN(_PixelCNN):
   """Masked convolutions with masks A and B and residual blocks (van den Oord et al. 2016a)."""
 
+  @classmethod
+  def check_model(cls, model):
+    if model.features < 2:  # the residual blocks work on features // 2
+      raise ValueError(f"model.features={model.features}: PixelCNN needs >= 2 (its residual blocks halve it)")
+
   def make_networks(self, rngs):
     m = self.config.model
     return {"model": PixelCNNNet(self.spec.shape[-1], m.features, m.num_blocks, self.num_outputs, self.num_classes,
@@ -160,6 +165,16 @@ class PixelCNN(_PixelCNN):
 @register("pixelcnn.gated", family="autoregressive")
 class GatedPixelCNN(_PixelCNN):
   """Gated layers with vertical and horizontal stacks, no blind spot (van den Oord et al. 2016b)."""
+
+  @classmethod
+  def check_model(cls, model):
+    if model.kernel % 2 == 0:  # the vertical stack covers kernel // 2 rows above and the centre row
+      raise ValueError(f"model.kernel={model.kernel}: the gated layers need an odd kernel (3, 5, ...)")
+
+  def __init__(self, config, spec):
+    super().__init__(config, spec)
+    if spec.shape[-1] != 1:
+      raise ValueError(f"the gated PixelCNN here models one image channel; the dataset has {spec.shape[-1]}")
 
   def make_networks(self, rngs):
     m = self.config.model

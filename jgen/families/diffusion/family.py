@@ -38,6 +38,17 @@ class DDPM(Family):
              "variance": ("small", "large"), "compute_dtype": ("float32", "bfloat16")}
 
   @classmethod
+  def check_model(cls, model):
+    if model.num_steps < 2:  # the bound has a prior term, T - 1 denoising terms and a decoder term
+      raise ValueError(f"model.num_steps={model.num_steps}: diffusion needs >= 2 steps (e.g. 1000)")
+    if model.schedule == "linear" and model.num_steps <= 20:  # betas up to 0.02 * 1000 / T must stay below 1
+      raise ValueError(f"model.num_steps={model.num_steps}: the linear schedule needs more than 20 steps; "
+                       f"use more, or model.schedule='cosine'")
+    if model.sampler == "ddim" and model.sample_steps > model.num_steps:
+      raise ValueError(f"model.sample_steps={model.sample_steps}: DDIM takes at most model.num_steps "
+                       f"({model.num_steps}) steps")
+
+  @classmethod
   def defaults(cls):
     d = super().defaults()
     d.model.update(schedule="linear", num_steps=1000, prediction="eps", variance="small", clip_x0=True,
@@ -187,6 +198,20 @@ class DDPMUNet(DDPM):
     d.model.update(channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention_levels=(1,), num_heads=1,
                    dropout=0.0)
     return d
+
+  @classmethod
+  def check_model(cls, model):
+    super().check_model(model)
+    levels = len(model.channel_mults)
+    if any(not 0 <= level < levels for level in model.attention_levels):
+      raise ValueError(f"model.attention_levels={tuple(model.attention_levels)}: levels are 0..{levels - 1} "
+                       f"(one per entry of model.channel_mults)")
+    # Self-attention runs at the attention levels and in the middle block (the last level's width).
+    for level in set(model.attention_levels) | {levels - 1}:
+      width = model.channels * model.channel_mults[level]
+      if width % model.num_heads:
+        raise ValueError(f"model.num_heads={model.num_heads}: level {level}'s {width} channels do not split "
+                         f"into {model.num_heads} heads")
 
   def make_networks(self, rngs):
     m = self.config.model
