@@ -18,6 +18,9 @@ CASES = {
     "gated_pixelcnn": ("configs/autoregressive/gated_pixelcnn_fashion_mnist.py:smoke", ["train/loss"], []),
     "ddpm": ("configs/diffusion/ddpm_fashion_mnist.py:smoke", ["train/loss"],
              ["model.channels=8", "model.channel_mults=(1,)", "model.attention_levels=(0,)"]),
+    # The replay buffer is split over the 8 devices (each keeps its own rows) and read and written there.
+    "ebm": ("configs/ebm/langevin_fashion_mnist.py:smoke", ["train/loss", "train/energy_neg"], []),
+    "ebm_toy2d": ("configs/ebm/langevin_toy2d.py:smoke", ["train/loss", "train/energy_neg"], []),
 }
 
 
