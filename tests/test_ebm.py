@@ -163,20 +163,27 @@ def test_buffer_is_sharded_over_data_and_resumes_exactly(tmp_path):
   np.testing.assert_array_equal(np.asarray(buffer["x"]), np.asarray(a["x"]))
 
 
-def test_score_ranks_fashion_mnist_above_noise_after_smoke_training(tmp_path):
+def test_score_ranks_fashion_mnist_above_outliers_after_smoke_training(tmp_path):
   from sklearn.metrics import roc_auc_score
 
+  from jgen.eval import ood
+  from jgen.eval.suite import load_split
+
   workdir = str(tmp_path / "run")
-  loop.train(_load(FMNIST, "optim.lr=1e-3", "train.eval_every=0", "train.sample_num=0"), workdir,
-             show_progress=False)
+  loop.train(_load(FMNIST, "train.eval_every=0", "train.sample_num=0"), workdir, show_progress=False)
   _, family, state = checkpoint.restore_for_inference(workdir)
-  source = sources.load("fashion_mnist", "test")
-  images = np.stack([e["x"] for e in source.__getitems__(range(256))]).astype(np.float32) / 255.0
-  noise = np.random.default_rng(0).uniform(size=images.shape).astype(np.float32)
-  score = jax.jit(family.score)
-  data_score, noise_score = np.asarray(score(state, images)), np.asarray(score(state, noise))
-  labels = np.r_[np.ones(len(images)), np.zeros(len(noise))]
-  assert roc_auc_score(labels, np.r_[data_score, noise_score]) > 0.95
+  images, _ = load_split("fashion_mnist", "test", limit=256)
+  outliers = ood.outlier_sets(images, 256)
+  assert {k: v.shape for k, v in outliers.items()} == {k: images.shape for k in ("noise", "inverted", "digits")}
+  assert all(np.array_equal(np.round(v * 255) / 255, v) for v in outliers.values())  # on the 8-bit grid
+  assert ood.score_kind(family).startswith("-energy")
+  data_score = ood.scores(family, state, images, batch_size=100)
+  noise_score = ood.scores(family, state, outliers["noise"], batch_size=100)
+  np.testing.assert_allclose(data_score, -np.asarray(family.energy(state, images)), rtol=1e-5, atol=1e-5)
+  auroc = ood.auroc(data_score, noise_score)
+  labels = np.r_[np.ones(len(images)), np.zeros(len(images))]
+  assert auroc == pytest.approx(roc_auc_score(labels, np.r_[data_score, noise_score]))
+  assert auroc > 0.95
   samples = np.asarray(jax.jit(lambda s, r: family.sample(s, r, 8))(state, jax.random.key(0)))
   assert samples.shape == (8, 28, 28, 1) and samples.min() >= 0.0 and samples.max() <= 1.0
 
