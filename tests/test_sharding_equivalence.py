@@ -16,6 +16,8 @@ CASES = {
     "dcgan": ("configs/gan/dcgan_fashion_mnist.py:smoke", ["train/d_loss", "train/g_loss"], ["train.evals=''"]),
     "pixelcnn": ("configs/autoregressive/pixelcnn_fashion_mnist.py:smoke", ["train/loss"], []),
     "gated_pixelcnn": ("configs/autoregressive/gated_pixelcnn_fashion_mnist.py:smoke", ["train/loss"], []),
+    "realnvp": ("configs/flow/realnvp_fashion_mnist.py:smoke", ["train/loss"], []),
+    "glow": ("configs/flow/glow_fashion_mnist.py:smoke", ["train/loss"], []),
     "ddpm": ("configs/diffusion/ddpm_fashion_mnist.py:smoke", ["train/loss"],
              ["model.channels=8", "model.channel_mults=(1,)", "model.attention_levels=(0,)"]),
     # The replay buffer is split over the 8 devices (each keeps its own rows) and read and written there.

@@ -1,0 +1,1 @@
+"""Normalizing flows: x = f(z) invertible, log p(x) = log p(z) + log |det dz/dx|, exact; RealNVP and Glow."""
