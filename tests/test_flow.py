@@ -171,7 +171,7 @@ MODELS = {  # every layer type, both architectures, both data kinds, the options
                                                                      "model.dequantization=variational",
                                                                      "model.deq_steps=1", "model.deq_features=4"]),
     "realnvp_points": (TOY, (2,), []),
-    "glow_points": (GLOW, (2,), ["model.num_scales=1", "model.num_steps=3"]),
+    "glow_points": (GLOW, (2,), ["model.num_scales=1", "model.num_steps=3", "model.scale=sigmoid"]),
 }
 
 

@@ -4,7 +4,7 @@ toy2d_checkerboard, toy2d_circles, ...).
 
 Variants:
   smoke  4 small couplings, a few steps, for tests;
-  cpu    12 couplings of 2 x 128 units, batch 512, 10,000 steps: minutes on a 2-core CPU;
+  cpu    12 couplings of 2 x 128 units, batch 512, 10,000 steps: about 5 minutes on a shared 2-core CPU;
   full   16 couplings of 3 x 256 units, batch 1024, 50,000 steps.
 
   jgen train configs/flow/realnvp_toy2d.py:cpu --workdir runs/realnvp_moons_cpu
