@@ -18,10 +18,11 @@ install: $(BIN)/jgen
 demo: install
 	$(BIN)/python -m jgen.demo --workdir runs/demo
 
-# The Fashion-MNIST IDX files the tests read: nothing if they are there, else
-# apt-get install (root), else the .deb unpacked into ~/.cache/jgen (no root).
+# The Fashion-MNIST IDX files and the fortunes corpus the tests read: nothing if they are there,
+# else apt-get install (root), else the .deb unpacked into ~/.cache/jgen (no root).
 data:
 	bash scripts/get_fashion_mnist.sh
+	bash scripts/get_fortunes.sh
 
 test: install data
 	$(BIN)/python -m pytest -n 2 --dist loadfile

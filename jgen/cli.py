@@ -15,6 +15,9 @@ EXIT_USER_ERROR = 2
 # The most samples one grid holds (a 100 x 100 grid), and the files a grid can be written as.
 MAX_GRID_SAMPLES = 10_000
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+TEXT_SUFFIXES = (".txt",)
+# The longest text one `jgen sample --length` draws (its KV cache grows with it).
+MAX_TEXT_LENGTH = 100_000
 
 
 def check_output_file(path: str, flag: str, suffixes: tuple[str, ...]) -> None:
@@ -77,13 +80,18 @@ def cmd_sample(args):
                     f"statistics over more, use `jgen evaluate --num-samples N`")
   if not 0 <= args.seed < 2**32:
     raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
-  check_output_file(args.out, "--out", IMAGE_SUFFIXES)
+  if args.out is not None:
+    check_output_file(args.out, "--out", IMAGE_SUFFIXES + TEXT_SUFFIXES)
+  if args.length is not None and not 0 < args.length <= MAX_TEXT_LENGTH:
+    raise UserError(f"--length must be in 1..{MAX_TEXT_LENGTH}, got {args.length}")
   given = {}
   for item in args.kw or []:
     key, sep, text = item.partition("=")
     if not sep or not key:
       raise UserError(f"--kw {item!r} is not of the form key=value (e.g. --kw label=3 --kw guidance=2.0)")
     given[key] = text
+  if args.length is not None:
+    given["length"] = str(args.length)
   saved = checkpoint.read_config(args.workdir)
   options = getattr(registry.lookup(saved.model.name).cls, "sample_options", {})
   overrides = [f"{options[k]}={v}" for k, v in given.items() if k in options]
@@ -91,6 +99,13 @@ def cmd_sample(args):
   config, family, state = checkpoint.restore_for_inference(args.workdir, args.checkpoint, overrides)
   if not family.generative:
     raise UserError(f"{config.model.name} is not a generative model: it has nothing to sample")
+  if family.spec.kind == "tokens":
+    return _sample_text(args, config, family, state, {k: v for k, v in given.items() if k not in options})
+  if args.prompt is not None or args.length is not None:
+    raise UserError(f"--prompt and --length are for text models; {config.model.name} samples {family.spec.kind}")
+  if args.out is None or not args.out.lower().endswith(IMAGE_SUFFIXES):
+    raise UserError(f"--out: give the grid's file, ending in {', '.join(IMAGE_SUFFIXES)} "
+                    f"({config.model.name} samples {family.spec.kind})")
   cond = {k: config_lib._parse_value(v) for k, v in given.items() if k not in options}
   unknown = sorted(set(cond) - set(family.conditions))
   if unknown:
@@ -116,6 +131,37 @@ def cmd_sample(args):
   else:
     plots.save_points(x, args.out)
   print(f"wrote {args.num} samples of {config.model.name} to {args.out}")
+
+
+def _sample_text(args, config, family, state, conditions: dict) -> None:
+  """Prompted text: prints the samples (and writes them to --out, a .txt file)."""
+  import jax
+  import numpy as np
+
+  from jgen.data.text import Vocab
+  from jgen.train.sampling import Sampler
+
+  if conditions:
+    raise UserError(f"--kw {', '.join(sorted(conditions))}: {config.model.name} takes no such condition; give the "
+                    f"start of the text with --prompt and sampler options with --kw "
+                    f"{', '.join(f'{k}=...' for k in family.sample_options)}")
+  if args.out is not None and not args.out.lower().endswith(TEXT_SUFFIXES):
+    raise UserError(f"--out {args.out!r}: {config.model.name} samples text; give a file name ending in .txt")
+  vocab = Vocab(family.spec.vocab)
+  prompt = args.prompt or ""
+  unknown = vocab.unknown(prompt)
+  if unknown:
+    raise UserError(f"--prompt holds characters the model's vocabulary lacks: {''.join(unknown)!r}; use only "
+                    f"characters of its training text")
+  sampler = Sampler(family)
+  ids = sampler.to_host(sampler(state, jax.random.key(args.seed), args.num, {"prompt": vocab.encode(prompt)}))
+  texts = [vocab.decode(row, show_ends=True) for row in np.asarray(ids)]
+  shown = "".join(f"--- sample {i} ---\n{t}\n" for i, t in enumerate(texts))
+  print(shown, end="")
+  if args.out is not None:
+    with open(args.out, "w", encoding="utf-8") as f:
+      f.write(shown)
+    print(f"wrote {args.num} samples of {config.model.name} to {args.out}")
 
 
 def _check_sample_options(config, given: dict, options: dict) -> None:
@@ -189,8 +235,9 @@ def cmd_data(args):
     return
   if not args.name:
     raise UserError("jgen data prepare needs a dataset NAME (`jgen data list` shows them)")
-  if args.source is not None and args.name != "fashion_mnist":
-    raise UserError(f"--source names the raw files of fashion_mnist; {args.name} reads none: drop --source")
+  if args.source is not None and args.name != "fashion_mnist" and not sources.is_text(args.name):
+    raise UserError(f"--source names the raw files of fashion_mnist or of a text dataset; {args.name} reads none: "
+                    f"drop --source")
   path = sources.prepare(args.name, source_dir=args.source)
   print(f"prepared {args.name} in {path}")
 
@@ -210,13 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
   p.add_argument("--workdir", required=True)
   p.add_argument("--num", type=int, default=64)
-  p.add_argument("--out", required=True, help="the grid's file, new or replaced: .png, .pdf, .svg, .jpg "
-                 "(a directory or another suffix is refused)")
+  p.add_argument("--out", help="the grid's file, new or replaced: .png, .pdf, .svg, .jpg "
+                 "(a directory or another suffix is refused); for text models an optional .txt file")
   p.add_argument("--seed", type=int, default=0, help="0..2**32-1")
   p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                  help="the newest checkpoint, or the one with the best main eval metric")
   p.add_argument("--kw", action="append", metavar="KEY=VALUE",
-                 help="passed to the family's sample, e.g. --kw label=3 --kw guidance=2.0 --kw steps=50")
+                 help="passed to the family's sample, e.g. --kw label=3 --kw guidance=2.0 --kw steps=50; "
+                 "text models: --kw temperature=0.8 --kw top_k=40 --kw top_p=0.9")
+  p.add_argument("--prompt", help="text models: the start of every sample (characters of the training text)")
+  p.add_argument("--length", type=int, help="text models: characters drawn after the prompt "
+                 "(default: the config's model.sample_length)")
   p.set_defaults(fn=cmd_sample)
 
   p = sub.add_parser("evaluate", help="evaluate a trained run on its test split; writes eval.json")

@@ -23,6 +23,8 @@ CASES = {
     # The replay buffer is split over the 8 devices (each keeps its own rows) and read and written there.
     "ebm": ("configs/ebm/langevin_fashion_mnist.py:smoke", ["train/loss", "train/energy_neg"], []),
     "ebm_toy2d": ("configs/ebm/langevin_toy2d.py:smoke", ["train/loss", "train/energy_neg"], []),
+    "seq_lstm": ("configs/seq/lstm_fortunes.py:smoke", ["train/loss"], []),
+    "seq_transformer": ("configs/seq/transformer_fortunes.py:smoke", ["train/loss"], []),
 }
 
 

@@ -168,3 +168,44 @@ class JgenToy2d(tfds.core.GeneratorBasedBuilder):
     points, labels = toy2d.sample_toy2d_with_labels(
         self.builder_config.name, TOY2D_SPLIT_SIZES[split], TOY2D_SPLIT_SEEDS[split])
     return _examples(points, labels)
+
+
+def text_config_name(base: str, files: list[str]) -> str:
+  """One prepared dataset per corpus: named by the corpus and a hash of its files' paths and sizes."""
+  import hashlib
+
+  digest = hashlib.sha256()
+  for path in files:
+    digest.update(f"{os.path.abspath(path)}\0{os.path.getsize(path)}\0".encode())
+  return f"{base}_{digest.hexdigest()[:12]}"
+
+
+class JgenText(tfds.core.GeneratorBasedBuilder):
+  """A text corpus as documents of character ids (int32 [length]), split by document; the vocabulary
+  (from the training split) is stored in the dataset's metadata as `vocab`."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def __init__(self, *, files: list[str], **kwargs):
+    self.files = list(files)
+    super().__init__(**kwargs)
+
+  def _info(self):
+    features = tfds.features.FeaturesDict({
+        "x": tfds.features.Tensor(shape=(None,), dtype=np.int32, encoding=tfds.features.Encoding.BYTES),
+        "label": tfds.features.Tensor(shape=(), dtype=np.int64),
+    })
+    return tfds.core.DatasetInfo(builder=self, description="Text documents as character ids.", features=features,
+                                 metadata=tfds.core.MetadataDict(), disable_shuffling=True)
+
+  def _split_generators(self, dl_manager):
+    from jgen.data import text
+
+    splits = text.split_documents_by_hash(text.read_documents(self.files))
+    vocab = text.Vocab.from_documents(splits["train"])
+    self.info.metadata["vocab"] = vocab.chars
+    return {split: self._generate_examples(docs, vocab) for split, docs in splits.items()}
+
+  def _generate_examples(self, docs, vocab):
+    for i, doc in enumerate(docs):
+      yield i, {"x": vocab.encode(doc), "label": 0}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from jgen.data import toy2d
+from jgen.data import text, toy2d
 from jgen.errors import UserError
 
 TFDS_PREFIX = "tfds:"
@@ -35,7 +35,13 @@ DATASETS = {
               "1197/300/300 train/validation/test (bundled with scikit-learn)",
     **{TOY2D_PREFIX + kind: f"2-D toy: {toy2d.DESCRIPTIONS[kind]}, 90000/10000/10000 train/validation/test (generated)"
        for kind in toy2d.TOY2D_KINDS},
+    "fortunes": "Debian's fortunes (about 15,000 short English texts), characters, split by document 90/5/5 %; "
+                f"NAME@T for windows of T characters (default {text.DEFAULT_CONTEXT})",
+    "text": "any UTF-8 text file or directory given with --source (data.source_dir), characters, "
+            "split by document (paragraph, or fortune-file entry) 90/5/5 %; text@T for windows of T",
 }
+# Corpora of characters: prepared as documents, served as windows of the length named after '@'.
+TEXT_DATASETS = ("fortunes", "text")
 
 SPLITS = ("train", "validation", "test")
 # Examples at the end of the prepared train split that form the validation split by default.
@@ -82,6 +88,9 @@ def _check_writable(data_dir: str) -> None:
 
 
 def _check_name(name: str) -> None:
+  if is_text(name):
+    text.parse_name(name)  # a bad window length is its own one-line error
+    return
   if name in DATASETS or (name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX)):
     return
   near = difflib.get_close_matches(name, list(DATASETS), n=3, cutoff=0.5)
@@ -89,10 +98,21 @@ def _check_name(name: str) -> None:
   raise UserError(f"unknown dataset {name!r}; {hint} (or tfds:NAME for a TFDS catalogue dataset)")
 
 
+def is_text(name: str) -> bool:
+  return name.partition("@")[0] in TEXT_DATASETS
+
+
 def _local_builder(name: str, data_dir: str, source_dir: str | None):
   from jgen.data import builders
 
   kwargs = dict(data_dir=data_dir, file_format=builders.FILE_FORMAT)
+  if is_text(name):
+    import tensorflow_datasets as tfds
+
+    base = text.parse_name(name)[0]
+    files = text.corpus_files(base, source_dir)
+    config = tfds.core.BuilderConfig(name=builders.text_config_name(base, files))
+    return builders.JgenText(files=files, config=config, **kwargs)
   if name == "fashion_mnist":
     return builders.JgenFashionMnist(source_dir=source_dir, **kwargs)
   if name == "digits":
@@ -154,6 +174,8 @@ def prepare(name: str, source_dir: str | None = None, data_dir: str | None = Non
       from jgen.data.builders import fashion_mnist_files
 
       fashion_mnist_files(source_dir)  # a clear error before TFDS starts writing
+    if is_text(name):
+      _check_text_splits(builder.files)
     _check_writable(data_dir)
     with _prepare_lock(data_dir):
       # Another process may have built it while this one waited for the lock.
@@ -161,6 +183,40 @@ def prepare(name: str, source_dir: str | None = None, data_dir: str | None = Non
       if not builder.is_prepared():
         builder.download_and_prepare()
   return os.fspath(builder.data_dir)
+
+
+def _check_text_splits(files: list[str]) -> None:
+  """Every split needs documents; say so in one line before TFDS writes anything."""
+  splits = text.split_documents_by_hash(text.read_documents(files))
+  empty = [split for split, docs in splits.items() if not docs]
+  if empty:
+    raise UserError(f"{', '.join(files[:2])}: too few documents for a {' and '.join(empty)} split (about 5 % of "
+                    f"the documents go to each; {sum(map(len, splits.values()))} found): give more text")
+
+
+def text_vocab(name: str, data_dir: str | None = None, source_dir: str | None = None) -> "text.Vocab":
+  """The vocabulary a text dataset was prepared with (preparing it first if needed)."""
+  data_dir = data_dir or default_data_dir()
+  prepare(name, source_dir=source_dir, data_dir=data_dir)
+  with _quiet_tfds():
+    return text.Vocab(_local_builder(name, data_dir, source_dir).info.metadata["vocab"])
+
+
+def _load_text(name: str, split: str, data_dir: str, source_dir: str | None):
+  """Windows over one split's documents, joined into one stream (read once per process)."""
+  from jgen.data import pipeline
+
+  prepare(name, source_dir=source_dir, data_dir=data_dir)
+  with _quiet_tfds():
+    builder = _local_builder(name, data_dir, source_dir)
+
+  def read():
+    with _quiet_tfds():
+      source = builder.as_data_source(split)
+      return text.stream(e["x"] for e in pipeline._read(source, range(len(source))))
+
+  context = text.parse_name(name)[1]
+  return text.windows_for(split, context, read, (os.fspath(builder.data_dir), split))
 
 
 class _Source:
@@ -279,6 +335,8 @@ def load(name: str, split: str, data_dir: str | None = None, source_dir: str | N
   if split not in SPLITS:
     raise UserError(f"dataset {name} has no split {split!r}; it has {', '.join(SPLITS)}")
   data_dir = data_dir or default_data_dir()
+  if is_text(name):  # prepared with a validation split of documents; validation_size does not apply
+    return _load_text(name, split, data_dir, source_dir)
   prepare(name, source_dir=source_dir, data_dir=data_dir)
   train_size = _prepared_splits(name)["train"]
   # Checked for every split, so a bad size fails as early as the first read of any split.
@@ -317,13 +375,22 @@ def _with_validation(name: str, splits: dict[str, int], validation_size: int) ->
   return {**out, **{s: n for s, n in splits.items() if s != "train"}}
 
 
-def info(name: str, data_dir: str | None = None, validation_size: int = -1) -> dict[str, Any]:
-  """What a dataset holds: kind ("image" | "points"), shape, dtype, num_classes, splits {name: size}.
+def info(name: str, data_dir: str | None = None, validation_size: int = -1,
+         source_dir: str | None = None) -> dict[str, Any]:
+  """What a dataset holds: kind ("image" | "points" | "tokens"), shape, dtype, num_classes, splits {name: size}.
 
   The splits are those `load` serves with the same `validation_size`: train (less the
   validation examples), validation (absent where validation_size is 0) and test.
+  A text dataset is prepared first (its vocabulary comes from the data); its splits
+  count windows and hold documents of their own, so validation_size does not apply.
   """
   _check_name(name)
+  if is_text(name):
+    vocab = text_vocab(name, data_dir, source_dir)
+    splits = {split: len(load(name, split, data_dir, source_dir)) for split in SPLITS}
+    return {"name": name, "description": DATASETS[text.parse_name(name)[0]], "kind": "tokens",
+            "shape": (text.parse_name(name)[1],), "dtype": "int32", "num_classes": 0, "vocab_size": len(vocab),
+            "vocab": vocab.chars, "splits": splits}
   if name in _IMAGE_INFO:
     out = dict(_IMAGE_INFO[name], splits=_with_validation(name, _prepared_splits(name), validation_size))
     if name == "fashion_mnist":

@@ -39,6 +39,8 @@ class DataSpec:
   num_classes: int = 0
   vocab_size: int = 0
   likelihood_space: str = "continuous"
+  # Tokens: the character of each id (jgen.data.text.Vocab), so a trained run decodes without its data.
+  vocab: str = ""
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -85,7 +87,7 @@ def from_dataset(data_config) -> DataSpec:
   """The spec of `config.data`'s dataset (from its static facts, without reading the data)."""
   from jgen.data import sources
 
-  info = sources.info(data_config.name)
+  info = sources.info(data_config.name, source_dir=data_config.source_dir or None)
   kind = info["kind"]
   if kind == "image":
     space = "continuous_unit"
@@ -97,4 +99,4 @@ def from_dataset(data_config) -> DataSpec:
   if kind == "image" and info.get("dtype", "uint8") != "uint8":
     dtype = "float32"
   return DataSpec(kind=kind, shape=tuple(info["shape"]), dtype=dtype, num_classes=int(info.get("num_classes") or 0),
-                  vocab_size=int(info.get("vocab_size") or 0), likelihood_space=space)
+                  vocab_size=int(info.get("vocab_size") or 0), likelihood_space=space, vocab=info.get("vocab", ""))

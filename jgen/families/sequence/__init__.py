@@ -1,0 +1,1 @@
+"""Sequence models of tokens: a stacked LSTM and a causal transformer, exact likelihood, prompted sampling."""

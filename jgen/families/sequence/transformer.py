@@ -1,0 +1,124 @@
+"""seq.transformer: a causal decoder-only transformer (pre-norm, rotary positions, multi-head attention).
+
+model: embed_dim, num_heads, num_layers, mlp_ratio, tie_embeddings (the head reuses the token
+embedding); sampling: temperature, top_k, top_p, sample_length.
+Training runs `jax.nn.dot_product_attention` with a causal mask over the window.
+Sampling keeps a KV cache [n, length, heads, head_dim] per layer, built inside
+`sample`: each step writes the new token's key and value at its position and
+attends over the cache, masked to the positions written so far. Rotary positions
+need no table, so sampling may run past the training window (the model has not
+seen such distances, so quality falls there).
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jgen.families.sequence.family import SequenceFamily
+from jgen.registry import register
+
+ROTARY_BASE = 10_000.0
+
+
+def rotary(x, positions):
+  """Rotates pairs (x_i, x_{i + d/2}) of x [B, T, H, d] by angles position * base^(-2i/d)."""
+  half = x.shape[-1] // 2
+  freqs = ROTARY_BASE ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angles = positions.astype(jnp.float32)[:, None] * freqs  # [T, d/2]
+  cos, sin = jnp.cos(angles)[None, :, None, :], jnp.sin(angles)[None, :, None, :]
+  x1, x2 = x[..., :half], x[..., half:]
+  return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
+
+
+class Block(nnx.Module):
+
+  def __init__(self, dim, heads, mlp_ratio, *, rngs):
+    self.heads = heads
+    self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
+    self.qkv = nnx.Linear(dim, 3 * dim, use_bias=False, rngs=rngs)
+    self.proj = nnx.Linear(dim, dim, rngs=rngs)
+    self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
+    self.fc1 = nnx.Linear(dim, mlp_ratio * dim, rngs=rngs)
+    self.fc2 = nnx.Linear(mlp_ratio * dim, dim, rngs=rngs)
+
+  def _qkv(self, h, positions):
+    b, t, d = h.shape
+    q, k, v = jnp.split(self.qkv(self.norm1(h)).reshape(b, t, 3 * self.heads, d // self.heads), 3, axis=2)
+    return rotary(q, positions), rotary(k, positions), v
+
+  def _finish(self, h, attended):
+    h = h + self.proj(attended.reshape(h.shape))
+    return h + self.fc2(jax.nn.gelu(self.fc1(self.norm2(h))))
+
+  def __call__(self, h):
+    q, k, v = self._qkv(h, jnp.arange(h.shape[1]))
+    return self._finish(h, jax.nn.dot_product_attention(q, k, v, is_causal=True))
+
+  def step(self, h, cache, t):
+    """h [n, 1, d] at position t; cache (keys, values) [n, S, H, d/H] -> (h, cache)."""
+    q, k, v = self._qkv(h, t[None])
+    keys = jax.lax.dynamic_update_slice_in_dim(cache[0], k, t, axis=1)
+    values = jax.lax.dynamic_update_slice_in_dim(cache[1], v, t, axis=1)
+    written = (jnp.arange(keys.shape[1]) <= t)[None, None, None, :]  # [1, 1, 1, S]
+    return self._finish(h, jax.nn.dot_product_attention(q, keys, values, mask=written)), (keys, values)
+
+
+class TransformerNet(nnx.Module):
+
+  def __init__(self, vocab_size, dim, heads, num_layers, mlp_ratio, tie_embeddings, *, rngs):
+    self.vocab_size = vocab_size
+    self.embed = nnx.Embed(vocab_size + 1, dim, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+    self.blocks = nnx.List([Block(dim, heads, mlp_ratio, rngs=rngs) for _ in range(num_layers)])
+    self.norm = nnx.LayerNorm(dim, rngs=rngs)
+    self.head = None if tie_embeddings else nnx.Linear(dim, vocab_size, rngs=rngs)
+
+  def _logits(self, h):
+    h = self.norm(h)
+    if self.head is not None:
+      return self.head(h)
+    return h @ self.embed.embedding[...][:self.vocab_size].T  # the begin-of-sequence row is input-only
+
+  def __call__(self, tokens):
+    h = self.embed(tokens)
+    for block in self.blocks:
+      h = block(h)
+    return self._logits(h)
+
+  def step(self, cache, token, t):
+    """token [n] at position t -> (logits [n, V], cache), one (keys, values) per block."""
+    h, new = self.embed(token)[:, None], []
+    for block, layer_cache in zip(self.blocks, cache):
+      h, layer_cache = block.step(h, layer_cache, t)
+      new.append(layer_cache)
+    return self._logits(h)[:, 0], tuple(new)
+
+
+@register("seq.transformer", family="autoregressive")
+class SeqTransformer(SequenceFamily):
+  """A character-level causal transformer language model."""
+
+  @classmethod
+  def defaults(cls):
+    d = super().defaults()
+    d.model.update(embed_dim=128, num_heads=4, num_layers=4, mlp_ratio=4, tie_embeddings=True)
+    return d
+
+  @classmethod
+  def check_model(cls, model):
+    super().check_model(model)
+    if model.embed_dim % model.num_heads or (model.embed_dim // model.num_heads) % 2:
+      raise ValueError(f"model.embed_dim={model.embed_dim}: must split into model.num_heads={model.num_heads} "
+                       f"heads of an even size (rotary positions rotate pairs)")
+
+  def make_networks(self, rngs):
+    m = self.config.model
+    return {"model": TransformerNet(self.vocab_size, m.embed_dim, m.num_heads, m.num_layers, m.mlp_ratio,
+                                    m.tie_embeddings, rngs=rngs)}
+
+  def start(self, model, n, length):
+    m = self.config.model
+    zeros = jnp.zeros((n, length, m.num_heads, m.embed_dim // m.num_heads), jnp.float32)
+    return tuple((zeros, zeros) for _ in range(m.num_layers))
+
+  def step(self, model, carry, token, t):
+    return model.step(carry, token, t)
