@@ -6,6 +6,10 @@ jgen's offline TFDS builders into `data_dir` (default $JGEN_DATA_DIR or
 reads any TFDS catalogue dataset with `tfds.data_source` (needs the network the
 first time). Every source has len() and returns {"x": ndarray, "label": int}.
 
+Text datasets ("fortunes", "text" with --source; "NAME@T" for windows of T
+characters) are prepared as documents of character ids with their own
+validation split of documents, and served as windows (jgen.data.text).
+
 Every dataset has train / validation / test splits. Local datasets are prepared
 with train and test only; their validation split is the last V examples of the
 prepared train split and "train" the first N - V, sliced when read, so changing

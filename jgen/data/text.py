@@ -15,7 +15,6 @@ and served as windows of `context` characters: every offset for training, and
 non-overlapping windows for evaluation so that each character is scored once.
 """
 
-import functools
 import os
 import re
 import zlib
@@ -202,14 +201,14 @@ class Windows:
     return f"Windows({len(self.tokens)} tokens, context={self.context}, stride={self.stride})"
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_stream(key, read):
-  return read()
+_STREAMS: dict = {}  # (prepared directory, split) -> its token stream, read once per process
 
 
 def windows_for(split: str, context: int, read_stream, key) -> Windows:
   """Training reads every offset; validation and test non-overlapping windows (each character scored once)."""
-  tokens = _cached_stream(key, read_stream)
+  if key not in _STREAMS:
+    _STREAMS[key] = read_stream()
+  tokens = _STREAMS[key]
   stride = 1 if split == "train" else context
   if num_windows(len(tokens), context, stride) == 0:
     raise UserError(f"the {split} split holds {len(tokens)} characters, fewer than one window of {context}: "
