@@ -16,8 +16,10 @@ EXIT_USER_ERROR = 2
 MAX_GRID_SAMPLES = 10_000
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 TEXT_SUFFIXES = (".txt",)
-# The longest text one `jgen sample --length` draws (its KV cache grows with it).
+# The longest text one `jgen sample --length` draws, and the most characters of one call (the KV cache grows
+# with both).
 MAX_TEXT_LENGTH = 100_000
+MAX_TEXT_TOTAL = 1_000_000
 
 
 def check_output_file(path: str, flag: str, suffixes: tuple[str, ...]) -> None:
@@ -149,6 +151,10 @@ def _sample_text(args, config, family, state, conditions: dict) -> None:
     raise UserError(f"--out {args.out!r}: {config.model.name} samples text; give a file name ending in .txt")
   vocab = Vocab(family.spec.vocab)
   prompt = args.prompt or ""
+  total = args.num * (len(prompt) + family.config.model.sample_length)
+  if total > MAX_TEXT_TOTAL:
+    raise UserError(f"--num x (prompt + --length) is {total:,} characters; draw at most {MAX_TEXT_TOTAL:,} in one "
+                    f"call (fewer or shorter samples)")
   unknown = vocab.unknown(prompt)
   if unknown:
     raise UserError(f"--prompt holds characters the model's vocabulary lacks: {''.join(unknown)!r}; use only "

@@ -5,8 +5,8 @@ The exact likelihood of windows of characters; bits/char = nll / (T ln 2), T the
 
 Variants:
   smoke  a tiny network on 32-character windows, a few steps, for tests;
-  cpu    2 layers x 240 (0.8 M parameters), 128-character windows, batch 32, 4,000 steps: about
-         20 minutes on a 2-core CPU (3.9 steps/s measured with other jobs on it);
+  cpu    2 layers x 240 (0.8 M parameters), 128-character windows, batch 32, 4,000 steps: 35 minutes
+         on the shared 2-core CPU next to the transformer's cpu run (experiments/sequences);
   full   3 layers x 720 (10.8 M parameters), 256-character windows, batch 64: the accelerator run.
 
   jgen train configs/seq/lstm_fortunes.py:cpu --workdir runs/seq_lstm_cpu

@@ -5,8 +5,8 @@ The exact likelihood of windows of characters; bits/char = nll / (T ln 2), T the
 
 Variants:
   smoke  a tiny network on 32-character windows, a few steps, for tests;
-  cpu    4 layers x 128 wide (0.8 M parameters), 128-character windows, batch 32, 4,000 steps: about
-         30 minutes on a 2-core CPU (2.4 steps/s measured with other jobs on it);
+  cpu    4 layers x 128 wide (0.8 M parameters), 128-character windows, batch 32, 4,000 steps: 48 minutes
+         on the shared 2-core CPU next to the LSTM's cpu run (experiments/sequences);
   full   6 layers x 384 wide (10.7 M parameters), 256-character windows, batch 64: the accelerator run.
 
   jgen train configs/seq/transformer_fortunes.py:cpu --workdir runs/seq_transformer_cpu
