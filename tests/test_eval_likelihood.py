@@ -215,3 +215,11 @@ def test_vae_importance_weights_come_from_logits_and_average_to_the_elbo():
   assert float(w.max()) < 64 * math.log(1e-7) - 100  # about -40 nats a pixel, not -16
 
 
+
+
+def test_token_report_gives_bits_per_char_and_no_bits_per_dim():
+  """Text is tokenised by characters: bits/char = mean nll / (T ln 2) over sequences of T characters."""
+  out = likelihood.report([100.0, 120.0], (2, 50), "tokens", "exact")
+  assert "bits_per_dim" not in out
+  assert out["bits_per_char"]["unit"] == "bits/char"
+  np.testing.assert_allclose(out["bits_per_char"]["value"], 110.0 / (50 * math.log(2)), rtol=1e-12)

@@ -154,4 +154,7 @@ def report(nll_nats_per_example, x_shape, space: str, kind: str, num_samples: in
   if space in formula:
     out["bits_per_dim"] = Likelihood(bits_per_dim(space, nll, dims), "bits/dim", kind, num_samples,
                                      f"{formula[space]} with D = {dims}; {where}")
+  if space == "tokens":  # jgen's text data is tokenised by characters: a token is one character
+    out["bits_per_char"] = Likelihood(nll / (dims * math.log(2.0)), "bits/char", kind, num_samples,
+                                      f"nll / (T ln 2) with T = {dims} characters per sequence; {where}")
   return {k: v.as_dict() for k, v in out.items()}

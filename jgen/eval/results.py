@@ -37,6 +37,12 @@ def _likelihood_cell(metrics: dict, key: str, subset: int | None = None) -> str:
   return ""
 
 
+def _per_char_cell(metrics: dict, subset: int | None = None) -> str:
+  """Text models' bits per character, in the bits/dim column with its unit (a character is the dimension)."""
+  cell = _likelihood_cell(metrics, "bits_per_char", subset)
+  return f"{cell} bits/char" if cell else ""
+
+
 def _value_cell(metrics: dict, key: str, fmt: str, full_n: int | None = None) -> str:
   """The value; with `full_n`, a sample count below it is shown (FID is biased upwards at small n)."""
   rec = metrics.get(key)
@@ -67,7 +73,8 @@ def row_from_eval(ev: dict, run: dict | None = None, run_name: str = "") -> dict
       "family": ev.get("family", run.get("family", "")),
       "model": ev.get("model", run.get("model", "")),
       "dataset": ev.get("dataset", run.get("dataset", "")),
-      "bits/dim": _likelihood_cell(m, "bits_per_dim", ev.get("likelihood_examples")),
+      "bits/dim": (_likelihood_cell(m, "bits_per_dim", ev.get("likelihood_examples"))
+                   or _per_char_cell(m, ev.get("likelihood_examples"))),
       "nats": _likelihood_cell(m, "nll", ev.get("likelihood_examples")),
       "FID-FMNIST": _value_cell(m, "fid_fmnist", ".2f", full_n=10_000),
       "precision": _value_cell(m, "precision", ".3f"),
