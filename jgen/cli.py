@@ -1,4 +1,4 @@
-"""The `jgen` command: train | sample | evaluate | results | list | data.
+"""The `jgen` command: train | sample | evaluate | latent | score | results | list | data.
 
 Bad input ends in one line on stderr and exit code 2, with nothing written.
 """
@@ -20,6 +20,9 @@ TEXT_SUFFIXES = (".txt",)
 # with both).
 MAX_TEXT_LENGTH = 100_000
 MAX_TEXT_TOTAL = 1_000_000
+# K of `jgen evaluate --metrics iwae`: the published protocol's 5,000 by default; a million is hours on a GPU.
+DEFAULT_IWAE_SAMPLES = 5000
+MAX_IWAE_SAMPLES = 1_000_000
 
 
 def check_output_file(path: str, flag: str, suffixes: tuple[str, ...]) -> None:
@@ -197,10 +200,69 @@ def cmd_evaluate(args):
     raise UserError(f"--num-samples must be positive, got {args.num_samples}")
   if args.num_examples is not None and args.num_examples <= 0:
     raise UserError(f"--num-examples must be positive, got {args.num_examples}")
+  if not 0 < args.iwae_samples <= MAX_IWAE_SAMPLES:
+    raise UserError(f"--iwae-samples must be in 1..{MAX_IWAE_SAMPLES:,}, got {args.iwae_samples}")
+  if args.iwae_samples != DEFAULT_IWAE_SAMPLES and "iwae" not in metrics:
+    raise UserError(f"--iwae-samples sets K of the iwae metric, which --metrics {args.metrics} leaves out: add iwae")
   result = suite.evaluate_workdir(args.workdir, metrics=metrics, num_samples=args.num_samples,
-                                  num_examples=args.num_examples, checkpoint=args.checkpoint)
+                                  num_examples=args.num_examples, checkpoint=args.checkpoint,
+                                  iwae_samples=args.iwae_samples)
   print(json.dumps(result.get("metrics", result), indent=2))
   print(f"wrote {os.path.join(args.workdir, 'eval.json')}")
+
+
+def _check_count(flag: str, value, low: int, high: int) -> None:
+  if value is not None and not low <= value <= high:
+    raise UserError(f"{flag} must be in {low}..{high}, got {value}")
+
+
+def _parse_strengths(text: str | None):
+  if text is None:
+    return None
+  try:
+    values = tuple(float(v) for v in text.split(","))
+  except ValueError:
+    raise UserError(f"--strengths {text!r}: give comma-separated numbers, e.g. 0,0.25,0.5,0.75,1") from None
+  if not 1 <= len(values) <= 25 or not all(abs(v) < 1e6 for v in values):
+    raise UserError(f"--strengths {text!r}: give 1 to 25 finite numbers, e.g. 0,0.25,0.5,0.75,1")
+  return values
+
+
+def cmd_latent(args):
+  from jgen.eval import latent
+
+  check_output_file(args.out, "--out", IMAGE_SUFFIXES)
+  outputs = [latent.sibling(args.out, ".json")] + ([latent.sibling(args.out, "_grid")] if args.action == "map" else [])
+  for path in outputs:
+    check_output_file(path, "--out (next to it)", (os.path.splitext(path)[1],))
+  _check_count("--num-examples", getattr(args, "num_examples", None), 1, 1_000_000)
+  if args.action == "map":
+    _, written = latent.run_map(args.workdir, args.out, args.split, args.num_examples, args.checkpoint)
+  elif args.action == "interpolate":
+    _check_count("--steps", args.steps, 2, 200)
+    _check_count("--from", args.start, 0, 2**32 - 1)
+    _check_count("--to", args.end, 0, 2**32 - 1)
+    _, written = latent.run_interpolate(args.workdir, args.out, args.start, args.end, args.steps, args.spherical,
+                                        args.split, args.checkpoint)
+  else:
+    _check_count("--num", args.num, 1, 100)
+    _, written = latent.run_arithmetic(args.workdir, args.out, args.attribute, _parse_strengths(args.strengths),
+                                       args.num, args.num_examples, args.split, args.checkpoint)
+  print(f"wrote {', '.join(written[:-1])} and {written[-1]}")
+
+
+def cmd_score(args):
+  from jgen.eval import scoring
+
+  check_output_file(args.out, "--out", (".npy",))
+  check_output_file(scoring.json_path(args.out), "--out (its .json next to it)", (".json",))
+  _check_count("--iwae", args.iwae, 1, MAX_IWAE_SAMPLES)
+  _check_count("--num-examples", args.num_examples, 1, 10_000_000)
+  if not 0 <= args.seed < 2**32:
+    raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+  _, summary = scoring.run(args.workdir, args.data, args.out, args.split, args.against, args.iwae, args.num_examples,
+                           args.seed, args.checkpoint)
+  print(summary)
 
 
 def cmd_results(args):
@@ -221,8 +283,9 @@ def cmd_results(args):
                     f"--workdir RUN` on the runs first")
   for path in unreadable:
     notice(f"skipped {path}: not an eval.json written by `jgen evaluate`")
-  results.write_results_md(rows, args.out)
-  print(f"wrote {len(rows)} runs to {args.out}")
+  command = f"jgen results {args.runs_dir} --out {args.out}" + (" --seeds" if args.seeds else "")
+  results.write_results_md(rows, args.out, command=command, seeds=args.seeds)
+  print(f"wrote {len(rows)} runs to {args.out}" + (" (repeats over seeds as mean +- sd)" if args.seeds else ""))
 
 
 def cmd_list(args):
@@ -282,14 +345,57 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--num-samples", type=int, default=10000)
   p.add_argument("--num-examples", type=int, default=None,
                  help="likelihoods on the first N examples of the test split (default: all of it)")
+  p.add_argument("--iwae-samples", type=int, default=DEFAULT_IWAE_SAMPLES,
+                 help="K of the iwae metric: importance samples per test example (default 5000, the protocol's)")
   p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
                  help="the newest checkpoint, or the one with the best main eval metric")
   p.set_defaults(fn=cmd_evaluate)
+
+  p = sub.add_parser("latent", help="latent space of a trained run: map, interpolate, arithmetic (PNG + JSON)")
+  latent_sub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
+  checkpoint_help = "the newest checkpoint, or the one with the best main eval metric"
+  out_help = ("the figure (.png, .pdf, .svg, .jpg); a JSON record goes next to it (same stem, .json), and "
+              "for map a decoded grid where the latent has one (STEM_grid.SUFFIX)")
+  q = latent_sub.add_parser("map", help="the split's examples in latent space, coloured by label")
+  q.add_argument("--num-examples", type=int, default=2000, help="the first N examples of the split")
+  r = latent_sub.add_parser("interpolate", help="the decoded walk between two test examples (or, for a GAN, seeds)")
+  r.add_argument("--from", dest="start", type=int, required=True, help="index of the start example (GAN: a seed)")
+  r.add_argument("--to", dest="end", type=int, required=True, help="index of the end example (GAN: a seed)")
+  r.add_argument("--steps", type=int, default=10, help="decoded points along the walk, ends included")
+  r.add_argument("--spherical", action="store_true", help="slerp instead of a straight line (N(0, I) priors only)")
+  a = latent_sub.add_parser("arithmetic", help="CLASS_B examples plus strength x (mean of A - mean of B)")
+  a.add_argument("--attribute", required=True, help="CLASS_A-CLASS_B by name or index, e.g. sneaker-sandal or 7-5")
+  a.add_argument("--strengths", help="comma-separated strengths (default 0,0.25,0.5,0.75,1)")
+  a.add_argument("--num", type=int, default=8, help="examples of CLASS_B, one per row")
+  a.add_argument("--num-examples", type=int, default=2000, help="the class means use the first N examples")
+  for each in (q, r, a):
+    each.add_argument("--workdir", required=True)
+    each.add_argument("--out", required=True, help=out_help)
+    each.add_argument("--split", default="test", help="the split the examples come from (train, validation, test)")
+    each.add_argument("--checkpoint", choices=("latest", "best"), default="latest", help=checkpoint_help)
+  p.set_defaults(fn=cmd_latent)
+
+  p = sub.add_parser("score", help="score inputs by the run's log-likelihood (or -energy); AUROC against outliers")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--data", required=True, help="a dataset name (`jgen data list`), an outlier set of the run's "
+                 "dataset (noise, inverted, digits28) or a .npy file [N, ...] of the run's data shape")
+  p.add_argument("--split", default="test", help="the split of a named dataset")
+  p.add_argument("--out", required=True, help="scores.npy (float64 [N], higher = more typical); a JSON record "
+                 "goes next to it (same stem, .json)")
+  p.add_argument("--against", help="outliers to tell --data from (as --data): reports the AUROC")
+  p.add_argument("--iwae", type=int, metavar="K", help="the IWAE estimate with K importance samples "
+                 "(families with importance weights)")
+  p.add_argument("--num-examples", type=int, help="the first N inputs of --data and --against")
+  p.add_argument("--seed", type=int, default=0, help="dequantization, bound and noise draws (0..2**32-1)")
+  p.add_argument("--checkpoint", choices=("latest", "best"), default="latest", help=checkpoint_help)
+  p.set_defaults(fn=cmd_score)
 
   p = sub.add_parser("results", help="collect runs' eval.json into a markdown results table")
   p.add_argument("runs_dir")
   p.add_argument("--out", default="experiments/RESULTS.md",
                  help="a .md file, new or one `jgen results` wrote before (anything else is refused)")
+  p.add_argument("--seeds", action="store_true",
+                 help="one row per config: runs that differ only in train.seed as mean +- sd")
   p.set_defaults(fn=cmd_results)
 
   p = sub.add_parser("list", help="print the taxonomy: branch, family, models, configs")

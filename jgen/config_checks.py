@@ -60,6 +60,7 @@ MODEL_RULES = {
     "dropout": _UNIT,
     "p_uncond": _UNIT,
     "beta": _AT_LEAST_0,
+    "kl_warmup_steps": (lambda v: v >= 0, ">= 0 (0: no warm-up)"),
     "reg_covar": _AT_LEAST_0,
     "min_noise": _AT_LEAST_0,
     "ddim_eta": _AT_LEAST_0,

@@ -81,6 +81,11 @@ class Model:
     the default `train_step` differentiates it."""
     raise NotImplementedError(f"{type(self).__name__} defines neither loss nor train_step")
 
+  def step_loss(self, model: nnx.Module, batch, rng: jax.Array, step: jax.Array) -> tuple[jax.Array, dict]:
+    """`loss` at training step `step` (a traced int), for objectives with a schedule (a KL warm-up); default:
+    `loss`, which does not depend on the step."""
+    return self.loss(model, batch, rng)
+
   def eval_step(self, state: TrainState, batch, rng: jax.Array) -> Metrics:
     """Per-example metrics on a held-out batch, each of shape [B] (the loop averages them)."""
     raise NotImplementedError(f"{type(self).__name__} defines no eval_step")
@@ -128,7 +133,7 @@ class Model:
 
     def loss_fn(params):
       model = merge_network(self.graphdefs["model"], params, state.model_state["model"])
-      loss, metrics = self.loss(model, batch, rng)
+      loss, metrics = self.step_loss(model, batch, rng, state.step)
       return loss, (metrics, batch_stats(model))
 
     (loss, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["model"])
@@ -155,7 +160,11 @@ class Family(Model):
   likelihood: "exact" | "lower_bound" | None, through `log_prob(state, x, rng)`;
   likelihood_space: how that likelihood measures images ("continuous_unit", "discrete_8bit",
     "binary"); None follows the data's own space (`spec.likelihood_space`);
-  latents: `encode(state, x)` / `decode(state, z)`;
+  latents: True for `encode(state, x)` / `decode(state, z)`, "decode" for a generator that only decodes
+    (a GAN's z); `embed(state, x)` gives one latent point [B, d] per example whatever `encode` returns;
+  latent_type: "continuous", or "discrete" where z is a component index (a mixture; encode gives its posterior);
+  latent_prior: "gaussian" where z ~ N(0, I) a priori (spherical interpolation applies), else None;
+  latent_conditions: the keys of `cond` that encode / decode take (a conditional VAE's label);
   importance_weights: `log_importance_weights(state, x, rng, k)` for the IWAE estimate;
   conditions: the keys of `cond` that `sample` reads (e.g. ("label", "guidance")).
   """
@@ -164,7 +173,10 @@ class Family(Model):
   likelihood: str | None = None
   likelihood_space: str | None = None
   likelihood_samples: int | None = None  # Monte Carlo draws per example of a stochastic bound
-  latents = False
+  latents: bool | str = False
+  latent_type = "continuous"
+  latent_prior: str | None = None
+  latent_conditions: tuple[str, ...] = ()
   importance_weights = False
   conditions: tuple[str, ...] = ()
   # Static sampler settings `jgen sample --kw NAME=VALUE` may change: option name -> config field.
@@ -191,6 +203,13 @@ class Family(Model):
     if "label" in self.conditions and self.spec.num_classes:
       return {"label": jnp.arange(n, dtype=jnp.int32) % self.spec.num_classes}
     return None
+
+  # ---- latents ----------------------------------------------------------------------------------------
+  def embed(self, state: TrainState, x: jax.Array, cond: dict | None = None) -> jax.Array:
+    """One latent point [B, d] per example: `encode`'s posterior mean where it gives (mean, spread), its
+    responsibilities [B, K] for a discrete latent. `cond` reaches `encode` for `latent_conditions`."""
+    out = self.encode(state, x, cond) if self.latent_conditions else self.encode(state, x)
+    return out[0] if isinstance(out, tuple) else out
 
   # ---- likelihood --------------------------------------------------------------------------------
   def prepare_data(self, x: jax.Array, rng: jax.Array) -> jax.Array:
@@ -229,8 +248,14 @@ def capability_errors(cls) -> list[str]:
     errors.append(f"likelihood must be one of {LIKELIHOOD_KINDS}, got {cls.likelihood!r}")
   if cls.likelihood and cls.log_density is Family.log_density and cls.log_prob is Family.log_prob:
     errors.append("declares a likelihood but defines no log_density")
-  if cls.latents and not (callable(getattr(cls, "encode", None)) and callable(getattr(cls, "decode", None))):
-    errors.append("declares latents but defines no encode/decode")
+  if cls.latents not in (False, True, "decode"):
+    errors.append(f"latents must be False, True or \"decode\", got {cls.latents!r}")
+  if cls.latents and not callable(getattr(cls, "decode", None)):
+    errors.append("declares latents but defines no decode")
+  if cls.latents is True and not callable(getattr(cls, "encode", None)):
+    errors.append("declares latents but defines no encode")
+  if cls.latent_type not in ("continuous", "discrete"):
+    errors.append(f"latent_type must be \"continuous\" or \"discrete\", got {cls.latent_type!r}")
   if cls.importance_weights and not callable(getattr(cls, "log_importance_weights", None)):
     errors.append("declares importance_weights but defines no log_importance_weights")
   if cls.sample is Family.sample:

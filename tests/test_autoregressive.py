@@ -12,7 +12,7 @@ from scipy import stats
 from jgen import config as config_lib
 from jgen import registry
 from jgen.data.spec import DataSpec
-from jgen.families.autoregressive import heads
+from jgen.nn import pixel_heads as heads
 from jgen.nn.masked import causal_mask
 from tests.helpers import config_path
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from jgen.eval import plots
 from jgen.eval.suite import load_split
-from jgen.families.autoregressive import heads
+from jgen.nn import pixel_heads as heads
 from jgen.train import checkpoint
 
 

@@ -5,17 +5,21 @@ A family's score of x is the most it declares about log p(x): its unnormalised
 else its `log_prob` (exact, or a bound). Higher means "more like the training
 data"; a good detector gives the in-distribution test set higher scores than
 the outliers, AUROC 1 (0.5 is chance, below 0.5 the outliers look *more*
-typical, as likelihood models famously find of simpler images).
+typical, as likelihood models famously find of simpler images). With K
+importance samples, latent-variable families score the IWAE estimate instead.
 
-Outlier sets for 28x28x1 images in [0, 1], each put on the 8-bit grid the
-loader's images lie on (so discrete likelihoods see valid pixel values):
-uniform noise, the test images inverted (1 - x), and scikit-learn's 8x8 digits
-resized to 28x28.
+Outlier sets shaped like the test images (28x28x1 for Fashion-MNIST) in [0, 1],
+each put on the 8-bit grid the loader's images lie on (so discrete likelihoods
+see valid pixel values): uniform noise, the test images inverted (1 - x), and
+scikit-learn's 8x8 digits resized to the images' shape; for 2-D points, uniform
+noise over the data's box.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jgen.eval import iwae
 
 
 def score_fn(family):
@@ -27,14 +31,37 @@ def score_fn(family):
   raise ValueError(f"{family.config.model.name} declares neither a score nor a likelihood")
 
 
-def score_kind(family) -> str:
-  """What the score is, for tables: "-energy", "log p (exact)", "log p (lower_bound)"."""
-  return "-energy (unnormalised)" if callable(getattr(family, "score", None)) else f"log p ({family.likelihood})"
+def score_kind(family, iwae_samples: int | None = None) -> str:
+  """What the score is, for tables: "-energy (unnormalised)", "log p (exact)", "log p (lower bound)",
+  "log p (IWAE, K=...)"."""
+  if iwae_samples:
+    return f"log p (IWAE, K={iwae_samples})"
+  if callable(getattr(family, "score", None)):
+    return "-energy (unnormalised)"
+  return f"log p ({(family.likelihood or 'none').replace('_', ' ')})"
 
 
-def scores(family, state, x: np.ndarray, batch_size: int = 500, seed: int = 0) -> np.ndarray:
-  """Scores of every example of `x`, in jitted batches (the last one padded), batch i with key fold_in(seed, i)."""
-  fn = jax.jit(score_fn(family))
+def iwae_score_fn(family, num_samples: int, chunk_size: int = 100):
+  """(state, x, rng) -> the IWAE estimate of log p(x) [B] with K = `num_samples`, x as the loader gives it."""
+  if not getattr(family, "importance_weights", False):
+    raise ValueError(f"{family.config.model.name} declares no importance weights; the IWAE estimate needs them")
+
+  def fn(state, x, rng):
+    prep_rng, rng = jax.random.split(rng)  # as iwae.iwae_log_likelihood: one preparation for all K draws
+    return iwae.chunked_log_mean_exp(family.log_importance_weights, state, family.prepare_data(x, prep_rng), rng,
+                                     num_samples, chunk_size)
+  return fn
+
+
+def scores(family, state, x: np.ndarray, batch_size: int = 500, seed: int = 0,
+           iwae_samples: int | None = None) -> np.ndarray:
+  """Scores of every example of `x`, in jitted batches (the last one padded), batch i with key fold_in(seed, i);
+  with `iwae_samples` K, the IWAE estimate. Binary-likelihood families score the fixed binarization of `x`
+  (`suite.test_set_protocol`), as `jgen evaluate` does."""
+  from jgen.eval.suite import test_set_protocol
+
+  fn = jax.jit(iwae_score_fn(family, iwae_samples) if iwae_samples else score_fn(family))
+  x = test_set_protocol(family, np.asarray(x))
   key = jax.random.key(seed)
   out = []
   for i, start in enumerate(range(0, len(x), batch_size)):
@@ -59,13 +86,32 @@ def to_8bit_grid(x) -> np.ndarray:
   return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
 
 
+OUTLIER_SETS = ("noise", "inverted", "digits")
+
+
+def outlier_set(name: str, test_images: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+  """One outlier set of `OUTLIER_SETS` shaped like `test_images` [N, H, W, C] (digits: at most 1,797), in [0, 1]
+  on the 8-bit grid. Points [N, D] have only "noise": uniform over the box of `test_images`, 10 % wider."""
+  if test_images.ndim == 2:
+    if name != "noise":
+      raise ValueError(f"outlier set {name!r} is for images; points have only 'noise'")
+    low, high = test_images.min(0), test_images.max(0)
+    pad = 0.05 * (high - low)
+    return np.random.default_rng(seed).uniform(low - pad, high + pad, (n,) + test_images.shape[1:]).astype(np.float32)
+  if name == "noise":
+    x = np.random.default_rng(seed).uniform(size=(n,) + test_images.shape[1:])
+  elif name == "inverted":
+    x = 1.0 - test_images[:n]
+  elif name == "digits":
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().images[:n, :, :, None] / 16.0  # 1,797 images, values 0..16
+    x = np.asarray(jax.image.resize(jnp.asarray(digits), (len(digits),) + test_images.shape[1:], "linear"))
+  else:
+    raise ValueError(f"unknown outlier set {name!r}; one of {', '.join(OUTLIER_SETS)}")
+  return to_8bit_grid(x)
+
+
 def outlier_sets(test_images: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
   """{"noise", "inverted", "digits"}: `n` outlier images each, [n, 28, 28, 1] in [0, 1] on the 8-bit grid."""
-  from sklearn.datasets import load_digits
-
-  rng = np.random.default_rng(seed)
-  noise = rng.uniform(size=(n,) + test_images.shape[1:])
-  inverted = 1.0 - test_images[:n]
-  digits = load_digits().images[:n, :, :, None] / 16.0  # 1,797 images, values 0..16
-  digits = np.asarray(jax.image.resize(jnp.asarray(digits), (len(digits),) + test_images.shape[1:], "linear"))
-  return {name: to_8bit_grid(x) for name, x in (("noise", noise), ("inverted", inverted), ("digits", digits))}
+  return {name: outlier_set(name, test_images, n, seed) for name in OUTLIER_SETS}

@@ -1,4 +1,5 @@
-"""PNG figures for runs: sample grids, reconstructions, latent maps, 2-D points, interpolations, curves.
+"""PNG figures for runs: sample grids, reconstructions, latent maps, 2-D points, interpolations, image
+tables, point paths, curves.
 
 Every function takes plain arrays (numpy or jax), writes one PNG and returns its
 path. Matplotlib runs on the Agg backend so plots work on machines without a display.
@@ -84,8 +85,10 @@ def save_reconstructions(x, x_hat, path: str, ncol: int | None = None, title: st
   return _finish(_show_canvas(tile(np.concatenate(rows), ncol), title or "top: data, bottom: reconstruction"), path)
 
 
-def save_latent_map(z, labels, path: str, class_names=None, title: str | None = None) -> str:
-  """2-D latent codes [N,2] scattered and coloured by integer label, with a legend."""
+def save_latent_map(z, labels, path: str, class_names=None, title: str | None = None,
+                    axis_labels=("z[0]", "z[1]")) -> str:
+  """2-D latent codes [N,2] scattered and coloured by integer label, with a legend (`axis_labels` name the
+  axes of codes already projected, e.g. on principal components)."""
   z = np.asarray(z, np.float32)
   labels = np.asarray(labels).astype(int).reshape(-1)
   if z.ndim != 2 or z.shape[1] < 2:
@@ -101,8 +104,8 @@ def save_latent_map(z, labels, path: str, class_names=None, title: str | None = 
     sel = labels == c
     name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
     ax.scatter(z[sel, 0], z[sel, 1], s=4, alpha=0.6, color=cmap(i % cmap.N), label=name)
-  ax.set_xlabel("z[0]")
-  ax.set_ylabel("z[1]")
+  ax.set_xlabel(axis_labels[0])
+  ax.set_ylabel(axis_labels[1])
   ax.legend(markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
   ax.set_title(title or "latent codes by class")
   return _finish(fig, path)
@@ -132,6 +135,60 @@ def save_interpolation_strips(strips, path: str, title: str | None = None) -> st
   s, t = strips.shape[:2]
   canvas = tile(strips.reshape((s * t,) + strips.shape[2:]), ncol=t)
   return _finish(_show_canvas(canvas, title or "interpolations (left to right)"), path)
+
+
+def save_image_table(cells, path: str, col_labels=None, row_labels=None, title: str | None = None) -> str:
+  """Cells [R,C,H,W,ch] as a table of images, columns and rows optionally labelled; NaN cells stay blank."""
+  cells = np.asarray(cells, np.float32)
+  if cells.ndim != 5:
+    raise ValueError(f"expected cells [R,C,H,W,ch], got shape {cells.shape}")
+  r, c, h, w = cells.shape[:4]
+  canvas = tile(np.nan_to_num(cells, nan=1.0).reshape((r * c,) + cells.shape[2:]), ncol=c)
+  fig = _show_canvas(canvas, None, inches_per_pixel=0.04)
+  ax = fig.axes[0]
+  for i, label in enumerate(col_labels or ()):
+    ax.text(1 + i * (w + 1) + w / 2, -1, str(label), ha="center", va="bottom", fontsize=7)
+  for i, label in enumerate(row_labels or ()):
+    ax.text(-1, 1 + i * (h + 1) + h / 2, str(label), ha="right", va="center", fontsize=7)
+  if title:
+    ax.set_title(title, fontsize=9, pad=14 if col_labels else 4)
+  return _finish(fig, path)
+
+
+def save_point_paths(paths, path: str, reference=None, title: str | None = None, labels=None) -> str:
+  """Paths [S,T,D] of points (the first two coordinates drawn), each a line from a circle to a square,
+  over the data `reference` [M,D] when given; `labels` name the paths in a legend."""
+  paths = np.asarray(paths, np.float32)
+  if paths.ndim != 3 or paths.shape[-1] < 2:
+    raise ValueError(f"expected paths [S,T,D] with D >= 2, got shape {paths.shape}")
+  fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=100)
+  if reference is not None:
+    reference = np.asarray(reference, np.float32)
+    ax.scatter(reference[:, 0], reference[:, 1], s=3, alpha=0.3, color="tab:gray")
+  cmap = plt.get_cmap("tab10")
+  for i, p in enumerate(paths):
+    color = cmap(i % cmap.N)
+    ax.plot(p[:, 0], p[:, 1], ".-", lw=1.0, ms=3, color=color, label=None if labels is None else labels[i])
+    ax.plot(p[0, 0], p[0, 1], "o", ms=6, color=color, mfc="none")
+    ax.plot(p[-1, 0], p[-1, 1], "s", ms=6, color=color, mfc="none")
+  ax.set_aspect("equal", adjustable="datalim")
+  if labels is not None:
+    ax.legend(fontsize=7, loc="upper right")
+  ax.set_title(title or "paths (circle: start, square: end)", fontsize=10)
+  return _finish(fig, path)
+
+
+def save_decoded_grid(decoded, path: str, shape, reference=None, title: str | None = None) -> str:
+  """Decoded latents laid out as `shape` (rows, cols): images [R*C,H,W,ch] as a grid; points [R*C,D] over
+  the data `reference` as a mesh (the rows and columns of the grid as paths) or, for one row, as points."""
+  decoded = np.asarray(decoded, np.float32)
+  rows, cols = shape
+  if reference is None:
+    return save_image_grid(np.clip(decoded, 0.0, 1.0), path, ncol=cols if rows > 1 else min(cols, 10), title=title)
+  if rows == 1:
+    return save_points(decoded, path, reference=reference, title=title)
+  mesh = decoded.reshape(rows, cols, -1)
+  return save_point_paths(np.concatenate([mesh, mesh.transpose(1, 0, 2)]), path, reference=reference, title=title)
 
 
 def read_metrics(metrics_jsonl_path: str) -> list[dict]:

@@ -52,6 +52,20 @@ def _value_cell(metrics: dict, key: str, fmt: str, full_n: int | None = None) ->
   return format(rec["value"], fmt) + (f" (n={n:,})" if full_n and n and n < full_n else "")
 
 
+def _raw_values(metrics: dict) -> dict:
+  """The numbers behind the table's numeric cells (mean +- sd of seeds is computed from these)."""
+  out = {}
+  for column, keys in (("bits/dim", ("bits_per_dim_iwae", "bits_per_dim", "bits_per_char")),
+                       ("nats", ("nll_iwae", "nll")), ("FID-FMNIST", ("fid_fmnist",)),
+                       ("precision", ("precision",)), ("recall", ("recall",))):
+    for key in keys:
+      rec = metrics.get(key)
+      if rec and isinstance(rec.get("value"), (int, float)) and math.isfinite(rec["value"]):
+        out[column] = (float(rec["value"]), rec)
+        break
+  return out
+
+
 def _duration(seconds) -> str:
   if seconds is None:
     return ""
@@ -83,6 +97,7 @@ def row_from_eval(ev: dict, run: dict | None = None, run_name: str = "") -> dict
       "train steps": str(run.get("steps", ev.get("step", "")) or ""),
       "train time": _duration(run.get("train_seconds")),
       "device": run.get("device", ev.get("device", "")),
+      "_values": _raw_values(m),
   }
 
 
@@ -99,13 +114,56 @@ def collect(runs_dir: str, unreadable: list | None = None) -> list[dict]:
     try:
       if not isinstance(ev, dict) or not isinstance(ev.get("metrics"), dict):
         raise TypeError("not an eval.json")
-      rows.append(row_from_eval(ev, run if isinstance(run, dict) else None, os.path.relpath(root, runs_dir)))
+      row = row_from_eval(ev, run if isinstance(run, dict) else None, os.path.relpath(root, runs_dir))
+      row["_group"] = _seedless_config(os.path.join(root, "config.json"), ev)
+      rows.append(row)
     except (AttributeError, TypeError, ValueError):  # JSON, but not in the shape `jgen evaluate` writes
       if unreadable is not None:
         unreadable.append(os.path.join(root, "eval.json"))
   order = {family: i for i, (_, family) in enumerate(TAXONOMY)}
   rows.sort(key=lambda r: (order.get(r["family"], len(order)), r["dataset"], r["model"], r["run"]))
   return rows
+
+
+def _seedless_config(path: str, ev: dict) -> str:
+  """What makes runs repeats of one experiment: the run's config without `train.seed` (and the evaluated
+  checkpoint, split and metrics' sample counts), as canonical JSON."""
+  config = _read_json(path) or {}
+  if isinstance(config.get("train"), dict):
+    config["train"] = {k: v for k, v in config["train"].items() if k != "seed"}
+  counts = {k: v.get("num_samples") for k, v in ev.get("metrics", {}).items() if isinstance(v, dict)}
+  return json.dumps({"config": config, "checkpoint": ev.get("checkpoint"), "split": ev.get("split"),
+                     "examples": ev.get("likelihood_examples"), "counts": counts}, sort_keys=True)
+
+
+def _mean_sd_cell(values: list[tuple[float, dict]], column: str) -> str:
+  nums = [v for v, _ in values]
+  rec = values[0][1]
+  mean = sum(nums) / len(nums)
+  sd = math.sqrt(sum((v - mean) ** 2 for v in nums) / (len(nums) - 1))
+  digits = 2 if column == "FID-FMNIST" else 3
+  mark = KIND_MARK.get(rec.get("kind"), "") if column in ("bits/dim", "nats") else ""
+  samples = f" (K={rec['num_samples']})" if rec.get("kind") == "importance_weighted" else ""
+  return f"{mark}{mean:.{digits}f} +- {sd:.{digits}f}{samples}"
+
+
+def aggregate_seeds(rows: list[dict]) -> list[dict]:
+  """Rows of runs that differ only in `train.seed` merged into one: numeric cells as mean +- sd (sample sd)
+  over the seeds, the run column listing them and "seeds" their number; single runs stay as they are."""
+  groups: dict[str, list[dict]] = {}
+  for row in rows:
+    groups.setdefault(row.get("_group", row["run"]), []).append(row)
+  out = []
+  for members in groups.values():
+    if len(members) == 1:
+      out.append({**members[0], "seeds": "1"})
+      continue
+    merged = {**members[0], "run": ", ".join(m["run"] for m in members), "seeds": str(len(members))}
+    for column in ("bits/dim", "nats", "FID-FMNIST", "precision", "recall"):
+      values = [m["_values"][column] for m in members if column in m.get("_values", {})]
+      merged[column] = _mean_sd_cell(values, column) if len(values) == len(members) else ""
+    out.append(merged)
+  return out
 
 
 def render_table(rows: list[dict], columns=COLUMNS) -> str:
@@ -142,11 +200,17 @@ def written_by_results(path: str) -> bool:
 
 
 def write_results_md(rows: list[dict], path: str, title: str = "jgen results",
-                     command: str = "jgen results runs --out experiments/RESULTS.md") -> str:
-  """Writes the results table with its legend; the file says it is generated and by which command."""
+                     command: str = "jgen results runs --out experiments/RESULTS.md", seeds: bool = False) -> str:
+  """Writes the results table with its legend; the file says it is generated and by which command. With
+  `seeds`, repeats of one config over seeds are one row of mean +- sd."""
+  columns = COLUMNS
+  if seeds:
+    rows, columns = aggregate_seeds(rows), COLUMNS[:3] + ("seeds",) + COLUMNS[3:]
+  legend = LEGEND + ("- mean +- sd: over runs that differ only in train.seed (sample standard deviation).\n"
+                     if seeds else "")
   text = (f"# {title}\n\n"
           f"{GENERATED_MARK} `{command}`; do not edit by hand.\n\n"
-          f"{render_table(rows)}\n\n{LEGEND}")
+          f"{render_table(rows, columns)}\n\n{legend}")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as f:
     f.write(text)

@@ -40,6 +40,8 @@ class Discriminator(nnx.Module):
 
 @register("gan.dcgan", family="GAN")
 class DCGAN(Family):
+  latents = "decode"  # a generator maps z ~ N(0, I) to images; nothing encodes
+  latent_prior = "gaussian"
   progress_metric = "d_loss"
 
   @classmethod

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.eval import likelihood
-from jgen.families.autoregressive import heads
+from jgen.nn import pixel_heads as heads
 from jgen.family import Family
 from jgen.nn.masked import GatedBlock, MaskedConv2d
 from jgen.registry import register

@@ -17,6 +17,7 @@ from jgen.registry import register
 
 
 class _LinearGaussian(ClassicalFamily):
+  latent_prior = "gaussian"  # z ~ N(0, I) (Student-t PPCA: a Gaussian scaled by a Gamma weight)
   """Shared plumbing: params are a NamedTuple of the model module, stored as a dict."""
 
   module = None

@@ -20,6 +20,8 @@ from jgen.registry import register
 class GaussianMixture(ClassicalFamily):
   """model: num_components, covariance_type (full, diag, spherical), num_restarts, reg_covar, lloyd_iters."""
 
+  latent_type = "discrete"  # z is the component; encode gives its posterior, decode a component's mean
+
   choices = {"covariance_type": ("full", "diag", "spherical")}
 
   @classmethod
@@ -79,6 +81,8 @@ class GaussianMixture(ClassicalFamily):
 class BayesianGaussianMixture(ClassicalFamily):
   """model: max_components, dirichlet_process, weight_concentration (0 = 1/K), init ("kmeans", "random"),
   reg_covar, lloyd_iters. Other prior hyperparameters take the data-dependent defaults of `bgmm.default_prior`."""
+
+  latent_type = "discrete"
 
   choices = {"init": ("kmeans", "random")}
 

@@ -36,6 +36,7 @@ from jgen.train.state import TrainState, split_network
 class FlowFamily(Family):
   likelihood = "exact"
   latents = True
+  latent_prior = "gaussian"  # z = f(x) ~ N(mean_y, I)
   conditions = ("label",)
   sample_options = {"temperature": "model.temperature"}
   choices = {"coupling": KINDS, "scale": SCALES, "preprocess": PREPROCESSING, "dequantization": DEQUANTIZATIONS}
