@@ -250,10 +250,11 @@ def capability_errors(cls) -> list[str]:
     errors.append("declares a likelihood but defines no log_density")
   if cls.latents not in (False, True, "decode"):
     errors.append(f"latents must be False, True or \"decode\", got {cls.latents!r}")
-  if cls.latents and not callable(getattr(cls, "decode", None)):
-    errors.append("declares latents but defines no decode")
-  if cls.latents is True and not callable(getattr(cls, "encode", None)):
-    errors.append("declares latents but defines no encode")
+  has = {name: callable(getattr(cls, name, None)) for name in ("encode", "decode")}
+  if cls.latents is True and not (has["encode"] and has["decode"]):
+    errors.append("declares latents but defines no encode/decode")
+  if cls.latents == "decode" and not has["decode"]:
+    errors.append('declares latents="decode" but defines no decode')
   if cls.latent_type not in ("continuous", "discrete"):
     errors.append(f"latent_type must be \"continuous\" or \"discrete\", got {cls.latent_type!r}")
   if cls.importance_weights and not callable(getattr(cls, "log_importance_weights", None)):

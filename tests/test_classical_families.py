@@ -74,8 +74,10 @@ def test_image_families_run_and_report_bits_per_dim(name):
   # eval_step scores the batch dequantized with its rng, in log_prob's one shared place.
   prep_key, rest_key = jax.random.split(jax.random.key(7))
   deq = likelihood.dequantize(batch["x"], prep_key)
-  # float32 rounding of the dequantized pixels differs in and out of jit: 0.05 nats over 784 dims.
-  np.testing.assert_allclose(metrics["nll"], -family.log_density(state, deq, rest_key), rtol=1e-5, atol=0.05)
+  # float32 rounding of the dequantized pixels and of the low-rank solve differs in and out of jit: up to 0.3
+  # nats on some CPUs (terms of thousands of nats cancel), 4e-4 bits/dim; a convention error (a lost 8-bit
+  # offset) would be thousands of nats.
+  np.testing.assert_allclose(metrics["nll"], -family.log_density(state, deq, rest_key), rtol=1e-5, atol=0.5)
   samples = jax.jit(family.sample, static_argnums=2)(state, jax.random.key(3), 5)
   assert samples.shape == (5, 28, 28, 1)
   assert float(samples.min()) >= 0.0 and float(samples.max()) <= 1.0

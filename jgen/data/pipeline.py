@@ -68,7 +68,8 @@ def _read_batch(indices: np.ndarray, *, source, transform) -> Batch:
 
 
 def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1,
-                   transform: Callable[[Example], Example] = to_arrays) -> grain.DatasetIterator:
+                   transform: Callable[[Example], Example] = to_arrays,
+                   cache: bool = True) -> grain.DatasetIterator:
   """Endless shuffled batches: this process's contiguous slice of each global batch of `batch_size`.
 
   The pipeline is source -> shuffle(seed) -> repeat -> batch -> this process's slice -> read; a source that
@@ -79,7 +80,8 @@ def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0
   dict) and `set_state(state)`.
   """
   local_batch = _per_process_batch(batch_size, process_count)
-  source = in_memory.cached(source, transform)  # the same examples, decoded once (jgen.data.in_memory)
+  if cache:  # the same examples, decoded once where they fit in memory (jgen.data.in_memory)
+    source = in_memory.cached(source, transform)
   dataset = (
       grain.MapDataset.range(len(source))
       .shuffle(seed=seed)
