@@ -37,3 +37,15 @@ def test_seeds_are_aggregated_and_other_configs_kept_apart(tmp_path):
   assert cli.main(["results", runs, "--out", out, "--seeds"]) == 0
   text = open(out).read()
   assert "| seeds |" in text and "+-" in text and "--seeds" in text
+
+
+def test_each_likelihood_cell_says_its_own_number_of_examples():
+  """An ELBO on the whole split and an IWAE estimate on its first 1,000, merged into one eval.json."""
+  def rec(value, kind, examples, k=None):
+    return {"value": value, "kind": kind, "num_samples": k, "examples": examples, "split_examples": 10000}
+
+  ev = {"model": "vae.conv", "family": "VAE", "dataset": "fashion_mnist", "likelihood_examples": 1000,
+        "metrics": {"nll": rec(250.0, "lower_bound", 10000, 1)}}
+  assert results.row_from_eval(ev)["nats"] == "<= 250.000"
+  ev["metrics"]["nll_iwae"] = rec(240.0, "importance_weighted", 1000, 1000)
+  assert results.row_from_eval(ev)["nats"] == "~ 240.000 (K=1000) (first 1,000)"

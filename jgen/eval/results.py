@@ -12,7 +12,7 @@ import os
 from jgen.registry import TAXONOMY
 
 COLUMNS = ("family", "model", "dataset", "bits/dim", "nats", "FID-FMNIST", "precision", "recall", "parameters",
-           "train steps", "train time", "device")
+           "train steps", "train time", "device", "run")
 # How a likelihood's kind shows in the table: a bound on log p is an upper bound on nats and bits/dim.
 KIND_MARK = {"exact": "", "lower_bound": "<= ", "importance_weighted": "~ "}
 
@@ -32,6 +32,9 @@ def _likelihood_cell(metrics: dict, key: str, subset: int | None = None) -> str:
     rec = metrics.get(name)
     if rec and rec.get("value") is not None and math.isfinite(rec["value"]):
       samples = f" (K={rec['num_samples']})" if rec.get("kind") == "importance_weighted" else ""
+      # the record's own count where it has one (evaluations of one checkpoint merge), else the file's
+      if "examples" in rec:
+        subset = rec["examples"] if rec["examples"] < rec.get("split_examples", rec["examples"] + 1) else None
       examples = f" (first {subset:,})" if subset else ""
       return f"{KIND_MARK.get(rec.get('kind'), '')}{rec['value']:.3f}{samples}{examples}"
   return ""

@@ -172,7 +172,10 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
       result["skipped"][name] = f"{config.model.name} declares no {capability.replace('_', ' ')}"
       continue
     t0 = time.perf_counter()
-    result["metrics"].update(compute())
+    records = compute()
+    for record in records.values():  # each record says how many test examples it averages (evaluations merge)
+      record.update(examples=len(x_lik), split_examples=len(x))
+    result["metrics"].update(records)
     result["seconds"][name] = time.perf_counter() - t0
 
   wanted = tuple(m for m in ("fid", "pr") if m in metrics)
