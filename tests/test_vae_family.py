@@ -48,18 +48,23 @@ def test_log_weights_equal_densities_written_out(config_file):
   family, state = _family(config_file)
   x, rng, k = _images(), jax.random.key(7), 4
   log_w = family.log_importance_weights(state, x, rng, k)
-  model = family.network(state)
-  mean, logvar = split_posterior(model.encode(x))
-  std = jnp.exp(0.5 * logvar)
-  z = mean + std * jax.random.normal(rng, (k,) + mean.shape)  # the draw _log_weights makes from the same key
-  expected = []
-  for i in range(k):
-    logits = model.decode(z[i])  # log Bern(x; p) = x log p + (1 - x) log(1 - p), p = sigmoid(logits)
-    log_lik = jnp.sum(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits), axis=(1, 2, 3))
-    log_prior = jnp.sum(jax.scipy.stats.norm.logpdf(z[i]), -1)
-    log_q = jnp.sum(jax.scipy.stats.norm.logpdf(z[i], mean, std), -1)
-    expected.append(log_prior + log_lik - log_q)
-  np.testing.assert_allclose(log_w, jnp.stack(expected), rtol=1e-4, atol=1e-3)
+
+  @jax.jit
+  def written_out(state):
+    model = family.network(state)
+    mean, logvar = split_posterior(model.encode(x))
+    std = jnp.exp(0.5 * logvar)
+    z = mean + std * jax.random.normal(rng, (k,) + mean.shape)  # the draw _log_weights makes from the same key
+    expected = []
+    for i in range(k):
+      logits = model.decode(z[i])  # log Bern(x; p) = x log p + (1 - x) log(1 - p), p = sigmoid(logits)
+      log_lik = jnp.sum(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits), axis=(1, 2, 3))
+      log_prior = jnp.sum(jax.scipy.stats.norm.logpdf(z[i]), -1)
+      log_q = jnp.sum(jax.scipy.stats.norm.logpdf(z[i], mean, std), -1)
+      expected.append(log_prior + log_lik - log_q)
+    return jnp.stack(expected)
+
+  np.testing.assert_allclose(log_w, written_out(state), rtol=1e-4, atol=1e-3)
 
 
 def test_elbo_is_the_mean_log_weight_and_iwae_tightens_with_k():
@@ -190,3 +195,11 @@ def test_test_set_binarization_is_fixed_and_left_alone_by_log_prob():
   binarized = likelihood.binarize(x)
   np.testing.assert_array_equal(binarized, likelihood.binarize(x))
   np.testing.assert_array_equal(family.prepare_data(binarized, jax.random.key(9)), binarized)
+
+
+def test_too_many_levels_for_the_image_side_is_a_one_line_config_error():
+  from jgen.errors import UserError
+
+  config = config_lib.load(CONV, ["model.channels=(8,16,32)"])
+  with pytest.raises(UserError, match=r"3 levels halve the 28x28 images 3 times; these allow at most 2"):
+    registry.build(config, DataSpec(kind="image", shape=(28, 28, 1), dtype="uint8", num_classes=10))

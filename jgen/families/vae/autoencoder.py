@@ -35,6 +35,7 @@ class Autoencoder(Family):
     super().__init__(config, spec)
     if spec.kind != "image":
       raise ValueError(f"{config.model.name} models images; the dataset holds {spec.kind}")
+    networks.check_levels(spec.shape, config.model.channels)
 
   def make_networks(self, rngs):
     return {"model": networks.EncoderDecoder(self.spec.shape, self.config.model, self.config.model.latent_dim, 0,

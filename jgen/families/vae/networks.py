@@ -31,6 +31,16 @@ def decoder_outputs(decoder: str, channels: int, components: int) -> int:
   return channels
 
 
+def check_levels(image_shape, channels) -> None:
+  """Each channel size is one resolution level that halves the image side: the side must stay whole."""
+  h, w = image_shape[:2]
+  levels = len(channels)
+  if h % 2**levels or w % 2**levels:
+    most = max(d for d in range(levels + 1) if h % 2**d == 0 and w % 2**d == 0)
+    raise ValueError(f"model.channels={tuple(channels)}: {levels} levels halve the {h}x{w} images {levels} times; "
+                     f"these allow at most {most} (give {most} channel sizes)")
+
+
 class EncoderDecoder(nnx.Module):
   """encode(x, label) -> [B, code_dim] features (a Gaussian's (mean, log-variance) for a VAE, z for an
   autoencoder); decode(z, label) -> [B, H, W, P] the decoder's distribution parameters."""

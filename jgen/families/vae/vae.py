@@ -72,6 +72,7 @@ class VAE(Family):
     self.space = "discrete_8bit" if config.model.decoder == "logistic" else "binary"
     if spec.kind != "image":
       raise ValueError(f"{config.model.name} models images; the dataset holds {spec.kind}")
+    networks.check_levels(spec.shape, config.model.channels)
     self.num_classes = spec.num_classes if self.conditional else 0
     if self.conditional and not self.num_classes:
       raise ValueError(f"{config.model.name} conditions on labels; the dataset has none")
