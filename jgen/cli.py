@@ -127,6 +127,8 @@ def cmd_sample(args):
     raise UserError(f"--kw guidance={guidance!r}: give a number >= 0 (0: no guidance)")
   sampler = Sampler(family)
   key = jax.random.key(args.seed)
+  if args.per_class is not None:
+    return _sample_per_class(args, config, family, state, sampler, key, cond)
   try:
     x = sampler.to_host(sampler(state, key, args.num, cond) if cond else sampler.default(state, key, args.num))
   except (TypeError, ValueError) as e:
@@ -136,6 +138,25 @@ def cmd_sample(args):
   else:
     plots.save_points(x, args.out)
   print(f"wrote {args.num} samples of {config.model.name} to {args.out}")
+
+
+def _sample_per_class(args, config, family, state, sampler, key, cond: dict) -> None:
+  """One row per class, --per-class samples each, rows labelled with the class names."""
+  from jgen.data.classes import class_names
+  from jgen.eval import plots
+  from jgen.train.sampling import per_class
+
+  if "label" not in family.conditions:
+    raise UserError(f"--per-class draws under each label; {config.model.name} takes no label condition")
+  if "label" in cond:
+    raise UserError("--per-class draws every label in turn: leave out --kw label")
+  if not 1 <= args.per_class <= 64:
+    raise UserError(f"--per-class {args.per_class}: give 1..64 samples per class")
+  x, _ = per_class(sampler, state, key, args.per_class)
+  names = class_names(config.data.name, family.spec.num_classes) or list(range(family.spec.num_classes))
+  plots.save_image_table(x.clip(0.0, 1.0), args.out, row_labels=[str(v) for v in names],
+                         title=f"{config.model.name}: one row per class")
+  print(f"wrote {x.shape[0]} x {x.shape[1]} samples of {config.model.name} (one row per class) to {args.out}")
 
 
 def _sample_text(args, config, family, state, conditions: dict) -> None:
@@ -190,7 +211,7 @@ def cmd_evaluate(args):
   from jgen.eval import suite
 
   metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-  known = ("nll", "iwae", "fid", "pr")
+  known = ("nll", "iwae", "fid", "pr", "classes")
   unknown = [m for m in metrics if m not in known]
   if unknown:
     raise UserError(f"--metrics: unknown metric {', '.join(unknown)}; choose from {', '.join(known)}")
@@ -334,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--kw", action="append", metavar="KEY=VALUE",
                  help="passed to the family's sample, e.g. --kw label=3 --kw guidance=2.0 --kw steps=50; "
                  "text models: --kw temperature=0.8 --kw top_k=40 --kw top_p=0.9")
+  p.add_argument("--per-class", type=int, help="label-conditional models: a grid of one row per class with this "
+                 "many samples each (instead of --num)")
   p.add_argument("--prompt", help="text models: the start of every sample (characters of the training text)")
   p.add_argument("--length", type=int, help="text models: characters drawn after the prompt "
                  "(default: the config's model.sample_length)")
@@ -341,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("evaluate", help="evaluate a trained run on its test split; writes eval.json")
   p.add_argument("--workdir", required=True)
-  p.add_argument("--metrics", default="nll,fid,pr")
+  p.add_argument("--metrics", default="nll,fid,pr",
+                 help="comma-separated: nll, iwae, fid (FID/KID-FMNIST), pr (precision/recall), classes (classes "
+                      "covered, class-histogram KL, conditional class accuracy)")
   p.add_argument("--num-samples", type=int, default=10000)
   p.add_argument("--num-examples", type=int, default=None,
                  help="likelihoods on the first N examples of the test split (default: all of it)")

@@ -2,7 +2,9 @@
 
 "fid:N" draws N samples under the family's default conditions and reports
 FID-FMNIST against the first N validation images; "pr:N" precision and recall
-on the same features. Their keys can be a family's main metric, so an implicit
+on the same features; "classes:N" the mode-collapse diagnostics of
+jgen.eval.class_coverage (classes covered, KL of the class histogram to uniform, and for a
+label-conditional family the accuracy of its samples' classes). Their keys can be a family's main metric, so an implicit
 model (GAN, EBM) keeps its best checkpoint by sample quality. FID-FMNIST is
 not Inception FID (see jgen.eval.suite).
 """
@@ -13,7 +15,8 @@ import numpy as np
 from jgen.errors import UserError
 
 # evaluator -> the metrics it reports
-EVALUATORS = {"fid": ("fid_fmnist",), "pr": ("precision", "recall")}
+EVALUATORS = {"fid": ("fid_fmnist",), "pr": ("precision", "recall"),
+              "classes": ("classes_covered", "class_kl", "class_accuracy")}
 FEATURE_IMAGE_SHAPE = (28, 28, 1)
 
 
@@ -32,6 +35,7 @@ class SampleQuality:
     from jgen.eval.features import load_feature_network
 
     self.evals = evals
+    self.family = family
     self.sampler = sampler
     self.batch_size = batch_size
     self.net = load_feature_network()
@@ -44,9 +48,22 @@ class SampleQuality:
     from jgen.eval import frechet, precision_recall
     from jgen.train.sampling import draw
 
-    fake = draw(self.sampler, state, self.n, rng, self.batch_size)
-    fake = self.net(np.clip(np.nan_to_num(fake), 0.0, 1.0))
+    labels = []  # the labels each batch was drawn under (a conditional family's default conditions)
+
+    def cond_fn(key, size):
+      cond = self.family.default_cond(key, size)
+      if cond is not None and "label" in cond:
+        labels.append(np.asarray(cond["label"]))
+      return cond
+
+    images = np.clip(np.nan_to_num(draw(self.sampler, state, self.n, rng, self.batch_size, cond_fn)), 0.0, 1.0)
+    fake = self.net(images)
     out = {}
+    if "classes" in self.evals:
+      from jgen.eval.class_coverage import coverage
+
+      n = self.evals["classes"]
+      out.update(coverage(self.net.logits(images[:n]), np.concatenate(labels)[:n] if labels else None))
     if "fid" in self.evals:
       n = self.evals["fid"]
       out["fid_fmnist"] = frechet.frechet_distance_of_features(self.real[:n], fake[:n])

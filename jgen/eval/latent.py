@@ -210,11 +210,16 @@ def latent_map(codec: Codec, x, labels, grid_side: int = 15) -> dict:
 def interpolate(codec: Codec, x_pair, labels_pair, steps: int, spherical: bool = False, z=None) -> dict:
   """Decoded latents [steps, ...] from embed(x_pair[0]) to embed(x_pair[1]), each endpoint embedded under its
   own label and the walk decoded under the start's; and each endpoint's reconstruction under its own label.
-  Given endpoint latents `z` [2, d] instead (a generator's prior draws), just the decoded walk."""
+  Given endpoint latents `z` [2, d] instead (a generator's prior draws), just the decoded walk; a conditional
+  generator decodes it under every class, one row each ("decoded" [C, steps, ...])."""
   t = np.linspace(0.0, 1.0, steps)
   if z is not None:
     path = (slerp if spherical else lerp)(z[0], z[1], t)
-    return {"t": t, "endpoints": z, "latents": path, "decoded": codec.decode(path)}
+    if codec.conditional:
+      decoded = np.stack([codec.decode(path, c) for c in range(codec.family.spec.num_classes)])
+    else:
+      decoded = codec.decode(path)
+    return {"t": t, "endpoints": z, "latents": path, "decoded": decoded}
   labels_pair = np.asarray(labels_pair, np.int32)
   z = codec.embed(x_pair, labels_pair)
   path = (slerp if spherical else lerp)(z[0], z[1], t)
@@ -343,6 +348,10 @@ def run_interpolate(workdir, out, start, end, steps=10, spherical=False, split="
     cells, cols = r["decoded"], [f"{t:.2g}" for t in r["t"]]
     fields = dict(endpoints=f"prior draws z ~ N(0, I) of seeds {start} and {end}", seeds=[start, end])
     title = f"{_name(family)}: {mode} walk between the prior draws of seeds {start} and {end}"
+    if codec.conditional:  # one row per class: the same walk under every label
+      row_labels = class_names(config.data.name, family.spec.num_classes) or list(range(len(cells)))
+      fields["row_labels"] = [str(v) for v in row_labels]
+      title += ", one row per class"
   else:
     x, labels = _load(config, split, max(start, end) + 1)
     for flag, i in (("--from", start), ("--to", end)):
@@ -362,7 +371,8 @@ def run_interpolate(workdir, out, start, end, steps=10, spherical=False, split="
     if r["decode_label"] is not None:
       title += f"; decoded under the start's label {names[r['decode_label']]}"
   if family.spec.is_image:
-    plots.save_image_table(_images(cells)[None], out, col_labels=cols, title=title)
+    rows = _images(cells) if cells.ndim == 5 else _images(cells)[None]
+    plots.save_image_table(rows, out, col_labels=cols, row_labels=fields.get("row_labels"), title=title)
   else:
     plots.save_point_paths(r["decoded"][None], out, reference=_load(config, split, 2000)[0], title=title)
   z = r["latents"]

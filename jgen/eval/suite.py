@@ -8,6 +8,9 @@
 - "fid" / "pr": FID-FMNIST, KID-FMNIST, precision and recall of `family.sample`
   against the split, in the shipped classifier's feature space; only for
   families whose samples are 28x28x1 images. FID-FMNIST is not Inception FID.
+- "classes": the shipped classifier's view of the same samples (jgen.eval.class_coverage):
+  classes covered, KL of the class histogram to uniform, and for a label-conditional
+  family the share of samples classified as the label they were drawn under.
 
 The result is the JSON-able dict `jgen evaluate` writes to eval.json.
 """
@@ -98,11 +101,23 @@ def iwae_metrics(family, state, x, num_samples: int = 5000, chunk_size: int = 10
   return {f"{k}_iwae": v for k, v in rep.items()}
 
 
-def draw_samples(family, state, n: int, batch_size: int = 500, seed: int = SAMPLE_SEED) -> np.ndarray:
-  """`n` samples under the family's default conditions, in jitted batches of `batch_size`."""
+def draw_samples(family, state, n: int, batch_size: int = 500, seed: int = SAMPLE_SEED, with_labels: bool = False):
+  """`n` samples under the family's default conditions, in jitted batches of `batch_size`; with `with_labels`,
+  (samples, the labels they were drawn under or None)."""
   from jgen.train.sampling import Sampler, draw
 
-  return draw(Sampler(family), state, n, jax.random.key(seed), batch_size)
+  labels = []
+
+  def cond_fn(key, size):
+    cond = family.default_cond(key, size)
+    if cond is not None and "label" in cond:
+      labels.append(np.asarray(cond["label"]))
+    return cond
+
+  x = draw(Sampler(family), state, n, jax.random.key(seed), batch_size, cond_fn)
+  if with_labels:
+    return x, (np.concatenate(labels) if labels else None)
+  return x
 
 
 def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_network=None) -> tuple[dict, dict]:
@@ -178,7 +193,7 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
     result["metrics"].update(records)
     result["seconds"][name] = time.perf_counter() - t0
 
-  wanted = tuple(m for m in ("fid", "pr") if m in metrics)
+  wanted = tuple(m for m in ("fid", "pr", "classes") if m in metrics)
   if wanted:
     if not _samples_images(family):
       for m in wanted:
@@ -186,12 +201,27 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
     else:
       n = min(num_samples, len(x))
       t0 = time.perf_counter()
-      fake = draw_samples(family, state, n, batch_size)
+      fake, labels = draw_samples(family, state, n, batch_size, with_labels=True)
       result["seconds"]["sampling"] = time.perf_counter() - t0
-      out, seconds = sample_quality(x[:n], fake, wanted, feature_network)
-      result["metrics"].update(out)
-      result["seconds"].update(seconds)
+      quality = tuple(m for m in wanted if m != "classes")
+      if quality:
+        out, seconds = sample_quality(x[:n], fake, quality, feature_network)
+        result["metrics"].update(out)
+        result["seconds"].update(seconds)
+      if "classes" in wanted:
+        result["metrics"].update(class_metrics(fake, labels, feature_network))
   return result
+
+
+def class_metrics(fake_images, labels=None, feature_network=None) -> dict:
+  """Records of jgen.eval.class_coverage for samples [N,28,28,1] (drawn under `labels` [N] where conditional)."""
+  from jgen.eval.class_coverage import CLASSES_CONVENTION, coverage
+  from jgen.eval.features import load_feature_network
+
+  net = feature_network or load_feature_network()
+  logits = net.logits(np.clip(np.nan_to_num(fake_images), 0.0, 1.0))
+  return {k: {"value": v, "num_samples": len(logits), "convention": CLASSES_CONVENTION}
+          for k, v in coverage(logits, labels).items()}
 
 
 def _earlier_eval(workdir: str) -> dict | None:
@@ -240,7 +270,8 @@ def _applicable(family, metrics) -> tuple[list[str], list[str]]:
   needs = {"nll": (lambda: family.likelihood, "declares no likelihood"),
            "iwae": (lambda: getattr(family, "importance_weights", False), "declares no importance weights"),
            "fid": (lambda: _samples_images(family), "is not a generative model of 28x28x1 images (FID-FMNIST)"),
-           "pr": (lambda: _samples_images(family), "is not a generative model of 28x28x1 images (FID-FMNIST)")}
+           "pr": (lambda: _samples_images(family), "is not a generative model of 28x28x1 images (FID-FMNIST)"),
+           "classes": (lambda: _samples_images(family), "is not a generative model of 28x28x1 images (FID-FMNIST)")}
   ok = [m for m in metrics if needs[m][0]()]
   return ok, [f"{m}: {family.config.model.name} on {family.config.data.name} {needs[m][1]}"
               for m in metrics if m not in ok]

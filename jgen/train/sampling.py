@@ -59,3 +59,17 @@ def draw(sampler: Sampler, state, n: int, rng: jax.Array, batch_size: int = 500,
     x = sampler(state, key, size, cond_fn(jax.random.fold_in(key, 1), size)) if cond_fn else sampler.default(state, key, size)
     out.append(sampler.to_host(x))
   return np.concatenate(out)
+
+
+def per_class_labels(num_classes: int, per_class: int) -> np.ndarray:
+  """Labels [num_classes * per_class] in grid order: per_class of class 0, then of class 1, ..."""
+  return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+
+
+def per_class(sampler: Sampler, state, rng: jax.Array, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+  """A label-conditional family's samples as a grid: (samples [C, per_class, ...], labels [C, per_class]), row c
+  drawn under label c."""
+  num_classes = sampler.family.spec.num_classes
+  labels = per_class_labels(num_classes, per_class)
+  x = sampler.to_host(sampler(state, rng, len(labels), {"label": labels}))
+  return x.reshape((num_classes, per_class) + x.shape[1:]), labels.reshape(num_classes, per_class)
