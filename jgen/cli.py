@@ -227,9 +227,9 @@ def cmd_evaluate(args):
     raise UserError(f"--iwae-samples sets K of the iwae metric, which --metrics {args.metrics} leaves out: add iwae")
   result = suite.evaluate_workdir(args.workdir, metrics=metrics, num_samples=args.num_samples,
                                   num_examples=args.num_examples, checkpoint=args.checkpoint,
-                                  iwae_samples=args.iwae_samples)
+                                  iwae_samples=args.iwae_samples, weights=args.weights)
   print(json.dumps(result.get("metrics", result), indent=2))
-  print(f"wrote {os.path.join(args.workdir, 'eval.json')}")
+  print(f"wrote {os.path.join(args.workdir, suite.eval_json_name(args.weights))}")
 
 
 def _check_count(flag: str, value, low: int, high: int) -> None:
@@ -368,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="comma-separated: nll, iwae, fid (FID/KID-FMNIST), pr (precision/recall), classes (classes "
                       "covered, class-histogram KL, conditional class accuracy)")
   p.add_argument("--num-samples", type=int, default=10000)
+  p.add_argument("--weights", choices=("inference", "trained"), default="inference",
+                 help="inference: the EMA weights where the run keeps them (eval.json); trained: the raw trained "
+                      "weights of the same checkpoint (eval_trained_weights.json)")
   p.add_argument("--num-examples", type=int, default=None,
                  help="likelihoods on the first N examples of the test split (default: all of it)")
   p.add_argument("--iwae-samples", type=int, default=DEFAULT_IWAE_SAMPLES,

@@ -223,7 +223,7 @@ def cgan_run(tmp_path_factory):
 
   workdir = str(tmp_path_factory.mktemp("cgan") / "run")
   assert cli.main(["train", config_path(CGAN), "--workdir", workdir, "--quiet", "--set", "train.steps=20",
-                   "--set", "train.evals=classes:100"]) == 0
+                   "--set", "train.evals=classes:100", "--set", "optim.gen.ema_decay=0.9"]) == 0
   return workdir
 
 
@@ -239,6 +239,12 @@ def test_evaluate_reports_class_coverage_and_accuracy(cgan_run):
   assert 0.0 <= metrics["class_kl"]["value"] <= np.log(10) + 1e-9
   logged = [json.loads(line) for line in open(f"{cgan_run}/metrics.jsonl")]
   assert any("eval/class_accuracy" in r for r in logged)  # the in-loop evaluator
+  # The same checkpoint's trained (not EMA) weights, into a file of their own.
+  assert cli.main(["evaluate", "--workdir", cgan_run, "--metrics", "fid", "--num-samples", "200",
+                   "--weights", "trained"]) == 0
+  trained = json.load(open(f"{cgan_run}/eval_trained_weights.json"))
+  assert trained["weights"] == "trained" and json.load(open(f"{cgan_run}/eval.json"))["weights"] == "ema"
+  assert trained["metrics"]["fid_fmnist"]["value"] != metrics["fid_fmnist"]["value"]
 
 
 def test_per_class_grid_and_interpolation_rows_per_class(cgan_run, tmp_path, capsys):

@@ -27,7 +27,7 @@ def get_config(arg: str = "full"):
   if variant == "cpu":
     c.model.update(gen_channels=(64, 32), disc_channels=(32, 64))
     c.optim.gen.lr = c.optim.disc.lr = 2e-4
-    c.train.update(steps=5_000, eval_every=1_000, ckpt_every=1_000)
+    c.train.update(steps=3_000, eval_every=500, ckpt_every=500)
   if variant == "smoke":
     c.model.update(gen_channels=(32, 16), disc_channels=(16, 32))
     c.data.update(batch_size=16, eval_batch_size=64)

@@ -224,9 +224,14 @@ def class_metrics(fake_images, labels=None, feature_network=None) -> dict:
           for k, v in coverage(logits, labels).items()}
 
 
-def _earlier_eval(workdir: str) -> dict | None:
+def eval_json_name(weights: str = "inference") -> str:
+  """eval.json for the weights sampling uses (the EMA where kept); eval_trained_weights.json for the raw ones."""
+  return "eval.json" if weights == "inference" else "eval_trained_weights.json"
+
+
+def _earlier_eval(workdir: str, name: str = "eval.json") -> dict | None:
   """The workdir's eval.json, None if there is none; a file that is not one of ours is refused, not replaced."""
-  path = os.path.join(workdir, "eval.json")
+  path = os.path.join(workdir, name)
   if not os.path.exists(path):
     return None
   try:
@@ -242,7 +247,7 @@ def _earlier_eval(workdir: str) -> dict | None:
   return earlier
 
 
-def write_eval_json(result: dict, workdir: str, earlier: dict | None = None) -> str:
+def write_eval_json(result: dict, workdir: str, earlier: dict | None = None, name: str = "eval.json") -> str:
   """Writes eval.json into the run's workdir, with the run's run.json facts (train time, steps) merged in.
 
   Metrics of an `earlier` evaluation of the same checkpoint step and split that this one did not recompute
@@ -257,7 +262,7 @@ def write_eval_json(result: dict, workdir: str, earlier: dict | None = None) -> 
   if os.path.isfile(run_json):
     with open(run_json) as f:
       result = {"run": json.load(f), **result}
-  path = os.path.join(workdir, "eval.json")
+  path = os.path.join(workdir, name)
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:
     json.dump(result, f, indent=2)
@@ -279,19 +284,29 @@ def _applicable(family, metrics) -> tuple[list[str], list[str]]:
 
 def evaluate_workdir(workdir: str, metrics=("nll", "fid", "pr"), num_samples: int = 10000,
                      split: str = "test", num_examples: int | None = None, checkpoint: str = "latest",
-                     iwae_samples: int = 5000) -> dict:
-  """Restores a run's newest (or best) checkpoint, evaluates it and writes `workdir`/eval.json."""
+                     iwae_samples: int = 5000, weights: str = "inference") -> dict:
+  """Restores a run's newest (or best) checkpoint, evaluates it and writes `workdir`/eval.json.
+
+  `weights="trained"` evaluates the trained weights where the run keeps an EMA (which sampling and evaluation
+  otherwise use), into eval_trained_weights.json, so the two can be compared on one checkpoint."""
   from jgen.train.checkpoint import restore_for_inference
 
   if os.path.isdir(workdir) and not os.access(workdir, os.W_OK | os.X_OK):
     raise UserError(f"workdir {workdir!r} is not writable, so eval.json cannot be written: fix its permissions")
-  earlier = _earlier_eval(workdir) if os.path.isdir(workdir) else None
+  name = eval_json_name(weights)
+  earlier = _earlier_eval(workdir, name) if os.path.isdir(workdir) else None
   config, family, state = restore_for_inference(workdir, checkpoint)
+  if weights == "trained":
+    if not state.ema:
+      raise UserError(f"--weights trained: {workdir} keeps no EMA (optim.ema_decay is 0), so its evaluation already "
+                      f"uses the trained weights; leave out --weights")
+    state = state.replace(ema={})
   ok, reasons = _applicable(family, metrics)
   if not ok:
     raise UserError(f"no requested metric applies ({'; '.join(reasons)}); nothing written")
   result = evaluate(config, family, state, metrics, num_samples, split, num_examples=num_examples,
                     iwae_samples=iwae_samples)
   result["checkpoint"] = checkpoint
-  write_eval_json(result, workdir, earlier)
+  result["weights"] = "trained" if weights == "trained" else ("ema" if state.ema else "trained")
+  write_eval_json(result, workdir, earlier, name)
   return result
