@@ -15,7 +15,6 @@ mkdir -p "$ROOT"
 config_of() {  # run name -> config and extra flags
   case $1 in
     dcgan) echo "configs/gan/dcgan_fashion_mnist.py:cpu" ;;
-    dcgan_wide) echo "configs/gan/dcgan_fashion_mnist.py:cpu --set model.gen_channels=(128,64) --set model.disc_channels=(64,128) --set train.steps=12000" ;;
     dcgan_sn) echo "configs/gan/dcgan_fashion_mnist.py:cpu --set model.spectral_norm=True --set model.loss=hinge" ;;
     cgan) echo "configs/gan/cgan_fashion_mnist.py:cpu" ;;
     cgan_sn) echo "configs/gan/cgan_fashion_mnist.py:cpu --set model.spectral_norm=True" ;;
