@@ -237,6 +237,8 @@ def test_evaluate_reports_class_coverage_and_accuracy(cgan_run):
   assert {"fid_fmnist", "kid_fmnist", "classes_covered", "class_kl", "class_accuracy"} <= set(metrics)
   assert 1 <= metrics["classes_covered"]["value"] <= 10 and metrics["classes_covered"]["num_samples"] == 200
   assert 0.0 <= metrics["class_kl"]["value"] <= np.log(10) + 1e-9
+  assert len(metrics["intra_fid_fmnist"]["per_class"]) == 10
+  assert metrics["intra_fid_fmnist"]["value"] == pytest.approx(np.mean(metrics["intra_fid_fmnist"]["per_class"]))
   logged = [json.loads(line) for line in open(f"{cgan_run}/metrics.jsonl")]
   assert any("eval/class_accuracy" in r for r in logged)  # the in-loop evaluator
   # The same checkpoint's trained (not EMA) weights, into a file of their own.
@@ -262,3 +264,22 @@ def test_per_class_grid_and_interpolation_rows_per_class(cgan_run, tmp_path, cap
   assert len(record["row_labels"]) == 10 and record["row_labels"][0] == "T-shirt/top"
   assert cli.main(["sample", "--workdir", cgan_run, "--per-class", "4", "--kw", "label=3", "--out", out]) == 2
   assert "leave out --kw label" in capsys.readouterr().err
+
+
+def test_intra_class_fid_compares_each_class_with_its_own_images():
+  from jgen.eval.suite import class_metrics
+
+  class _Net:  # features: the first 3 pixels; logits: 10 scores from the first pixel's class mean
+    def __call__(self, images):
+      return np.asarray(images).reshape(len(images), -1)[:, :3].astype(np.float64)
+
+    def logits(self, images):
+      return -np.abs(np.asarray(images).reshape(len(images), -1)[:, :1] * 10 - np.arange(10))
+
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(10), 50)
+  real = (labels[:, None] / 10.0 + 0.01 * rng.normal(size=(500, 784))).reshape(500, 28, 28, 1)
+  same = class_metrics(real, labels, _Net(), real, labels)
+  assert same["intra_fid_fmnist"]["value"] < 1e-3 and same["class_accuracy"]["value"] == 1.0
+  swapped = class_metrics(real, (labels + 1) % 10, _Net(), real, labels)
+  assert swapped["intra_fid_fmnist"]["value"] > 0.02  # class means 0.1 apart in 3 features and swapped["class_accuracy"]["value"] == 0.0

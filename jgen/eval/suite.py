@@ -164,7 +164,7 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
   listed under "skipped" with the reason.
   """
   metrics = tuple(metrics)
-  x, _ = data if data is not None else load_split(config.data.name, split, source_dir=config.data.source_dir or None,
+  x, y = data if data is not None else load_split(config.data.name, split, source_dir=config.data.source_dir or None,
                                                     validation_size=config.data.validation_size)
   x = np.asarray(x, np.float32)
   device = jax.devices()[0]
@@ -209,19 +209,31 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
         result["metrics"].update(out)
         result["seconds"].update(seconds)
       if "classes" in wanted:
-        result["metrics"].update(class_metrics(fake, labels, feature_network))
+        result["metrics"].update(class_metrics(fake, labels, feature_network, x[:n], None if y is None else y[:n]))
   return result
 
 
-def class_metrics(fake_images, labels=None, feature_network=None) -> dict:
-  """Records of jgen.eval.class_coverage for samples [N,28,28,1] (drawn under `labels` [N] where conditional)."""
+def class_metrics(fake_images, labels=None, feature_network=None, real_images=None, real_labels=None) -> dict:
+  """Records of jgen.eval.class_coverage for samples [N,28,28,1] (drawn under `labels` [N] where conditional);
+  with labelled real images too, a conditional model's intra-class FID (Miyato & Koyama 2018): FID-FMNIST of
+  each class's samples against that class's real images, averaged over the classes."""
   from jgen.eval.class_coverage import CLASSES_CONVENTION, coverage
   from jgen.eval.features import load_feature_network
 
   net = feature_network or load_feature_network()
-  logits = net.logits(np.clip(np.nan_to_num(fake_images), 0.0, 1.0))
-  return {k: {"value": v, "num_samples": len(logits), "convention": CLASSES_CONVENTION}
-          for k, v in coverage(logits, labels).items()}
+  fake_images = np.clip(np.nan_to_num(fake_images), 0.0, 1.0)
+  logits = net.logits(fake_images)
+  out = {k: {"value": v, "num_samples": len(logits), "convention": CLASSES_CONVENTION}
+         for k, v in coverage(logits, labels).items()}
+  if labels is not None and real_labels is not None:
+    fake, real = net(fake_images), net(real_images)
+    labels, real_labels = np.asarray(labels), np.asarray(real_labels)
+    per_class = [frechet.frechet_distance_of_features(real[real_labels == c], fake[labels == c])
+                 for c in range(logits.shape[1]) if (labels == c).sum() > 1 and (real_labels == c).sum() > 1]
+    out["intra_fid_fmnist"] = {"value": float(np.mean(per_class)), "per_class": [float(v) for v in per_class],
+                               "num_samples": len(logits), "convention": "FID-FMNIST of each class's samples "
+                               "against the split's images of that class, averaged over the classes"}
+  return out
 
 
 def eval_json_name(weights: str = "inference") -> str:
