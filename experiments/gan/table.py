@@ -55,12 +55,13 @@ def rows(root):
              _value(record, "kid_fmnist", "{:.4f}"), _value(record, "precision", "{:.3f}"),
              _value(record, "recall", "{:.3f}"), _value(record, "classes_covered", "{:.0f}"),
              _value(record, "class_kl", "{:.3f}"), _value(record, "class_accuracy", "{:.3f}"),
+             _value(record, "intra_fid_fmnist", "{:.1f}"),
              f"{record.get('step')} of {run.get('steps')}", f"{run.get('train_seconds', 0) / 60:.1f} min",
              run.get("device", "")]
 
 
 HEADER = ["run", "model", "settings", "weights", "FID-FMNIST (n=10k)", "FID-FMNIST (n=2k)", "KID-FMNIST",
-          "precision", "recall", "classes covered", "class KL", "class accuracy", "best step", "train time", "device"]
+          "precision", "recall", "classes covered", "class KL", "class accuracy", "intra-class FID", "best step", "train time", "device"]
 
 
 def main(root):
