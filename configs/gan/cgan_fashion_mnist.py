@@ -1,7 +1,7 @@
 """Class-conditional GAN on Fashion-MNIST: the label embedded and concatenated to z in the generator, a
-projection discriminator (Miyato & Koyama 2018), the non-saturating loss; samples drawn under the classes in
-turn; checkpoints ranked by the conditional FID-FMNIST of validation samples (computed in the loop), with the
-share of samples the shipped classifier assigns to their requested class.
+spectrally normalised projection discriminator (Miyato & Koyama 2018), the non-saturating loss; samples
+drawn under the classes in turn; checkpoints ranked by the conditional FID-FMNIST of validation samples
+(computed in the loop), with the share of samples the shipped classifier assigns to their requested class.
 
 Variants:
   smoke  a few steps, for tests;
@@ -20,7 +20,7 @@ def get_config(arg: str = "full"):
   adam = optim_block(lr=2e-4, b1=0.5)
   c = experiment(
       model=dict(name="gan.cgan", latent_dim=64, gen_channels=(128, 64), disc_channels=(64, 128),
-                 upsample="nearest", label_dim=32),
+                 upsample="nearest", label_dim=32, spectral_norm=True),
       data=dict(name="fashion_mnist", batch_size=64, eval_batch_size=1000),
       optim=dict(gen=dict(adam, ema_decay=0.999), disc=dict(adam)),
       train=dict(steps=40_000, log_every=200, eval_every=2_000, eval_batches=2, ckpt_every=2_000, sample_num=100,

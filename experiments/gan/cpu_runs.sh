@@ -16,8 +16,8 @@ config_of() {  # run name -> config and extra flags
   case $1 in
     dcgan) echo "configs/gan/dcgan_fashion_mnist.py:cpu" ;;
     dcgan_sn) echo "configs/gan/dcgan_fashion_mnist.py:cpu --set model.spectral_norm=True --set model.loss=hinge" ;;
-    cgan) echo "configs/gan/cgan_fashion_mnist.py:cpu" ;;
-    cgan_sn) echo "configs/gan/cgan_fashion_mnist.py:cpu --set model.spectral_norm=True" ;;
+    cgan) echo "configs/gan/cgan_fashion_mnist.py:cpu --set model.spectral_norm=False" ;;
+    cgan_sn) echo "configs/gan/cgan_fashion_mnist.py:cpu" ;;
     wgan_gp) echo "configs/gan/wgan_gp_fashion_mnist.py:cpu" ;;
     *) echo "unknown run $1" >&2; exit 2 ;;
   esac
@@ -34,8 +34,8 @@ for name in $RUNS; do
   $J sample --workdir "$dir" --checkpoint best --num 64 --out "$OUT/${name}_samples.png"
   $J latent interpolate --workdir "$dir" --checkpoint best --from 1 --to 2 --steps 10 --spherical \
     --out "$OUT/${name}_interpolation.png"
-  if [ "$name" = cgan ]; then
-    $J sample --workdir "$dir" --checkpoint best --per-class 10 --out "$OUT/cgan_per_class.png"
+  if [[ $name == cgan* ]]; then
+    $J sample --workdir "$dir" --checkpoint best --per-class 10 --out "$OUT/${name}_per_class.png"
   fi
 done
 .venv/bin/python experiments/gan/table.py "$ROOT" > "$OUT/table.md"
