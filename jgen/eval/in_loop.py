@@ -35,7 +35,6 @@ class SampleQuality:
     from jgen.eval.features import load_feature_network
 
     self.evals = evals
-    self.family = family
     self.sampler = sampler
     self.batch_size = batch_size
     self.net = load_feature_network()
@@ -46,24 +45,17 @@ class SampleQuality:
 
   def __call__(self, state, rng: jax.Array) -> dict[str, float]:
     from jgen.eval import frechet, precision_recall
-    from jgen.train.sampling import draw
+    from jgen.train.sampling import draw_with_labels
 
-    labels = []  # the labels each batch was drawn under (a conditional family's default conditions)
-
-    def cond_fn(key, size):
-      cond = self.family.default_cond(key, size)
-      if cond is not None and "label" in cond:
-        labels.append(np.asarray(cond["label"]))
-      return cond
-
-    images = np.clip(np.nan_to_num(draw(self.sampler, state, self.n, rng, self.batch_size, cond_fn)), 0.0, 1.0)
+    images, labels = draw_with_labels(self.sampler, state, self.n, rng, self.batch_size)
+    images = np.clip(np.nan_to_num(images), 0.0, 1.0)
     fake = self.net(images)
     out = {}
     if "classes" in self.evals:
       from jgen.eval.class_coverage import coverage
 
       n = self.evals["classes"]
-      out.update(coverage(self.net.logits(images[:n]), np.concatenate(labels)[:n] if labels else None))
+      out.update(coverage(self.net.logits(images[:n]), None if labels is None else labels[:n]))
     if "fid" in self.evals:
       n = self.evals["fid"]
       out["fid_fmnist"] = frechet.frechet_distance_of_features(self.real[:n], fake[:n])

@@ -104,20 +104,10 @@ def iwae_metrics(family, state, x, num_samples: int = 5000, chunk_size: int = 10
 def draw_samples(family, state, n: int, batch_size: int = 500, seed: int = SAMPLE_SEED, with_labels: bool = False):
   """`n` samples under the family's default conditions, in jitted batches of `batch_size`; with `with_labels`,
   (samples, the labels they were drawn under or None)."""
-  from jgen.train.sampling import Sampler, draw
+  from jgen.train.sampling import Sampler, draw_with_labels
 
-  labels = []
-
-  def cond_fn(key, size):
-    cond = family.default_cond(key, size)
-    if cond is not None and "label" in cond:
-      labels.append(np.asarray(cond["label"]))
-    return cond
-
-  x = draw(Sampler(family), state, n, jax.random.key(seed), batch_size, cond_fn)
-  if with_labels:
-    return x, (np.concatenate(labels) if labels else None)
-  return x
+  x, labels = draw_with_labels(Sampler(family), state, n, jax.random.key(seed), batch_size)
+  return (x, labels) if with_labels else x
 
 
 def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_network=None) -> tuple[dict, dict]:

@@ -61,6 +61,20 @@ def draw(sampler: Sampler, state, n: int, rng: jax.Array, batch_size: int = 500,
   return np.concatenate(out)
 
 
+def draw_with_labels(sampler: Sampler, state, n: int, rng: jax.Array, batch_size: int = 500):
+  """`draw` under the default conditions, returning (samples, the labels they were drawn under or None)."""
+  labels = []
+
+  def cond_fn(key, size):
+    cond = sampler.family.default_cond(key, size)
+    if cond is not None and "label" in cond:
+      labels.append(np.asarray(cond["label"]))
+    return cond
+
+  x = draw(sampler, state, n, rng, batch_size, cond_fn)
+  return x, (np.concatenate(labels) if labels else None)
+
+
 def per_class_labels(num_classes: int, per_class: int) -> np.ndarray:
   """Labels [num_classes * per_class] in grid order: per_class of class 0, then of class 1, ..."""
   return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
