@@ -279,7 +279,8 @@ def test_intra_class_fid_compares_each_class_with_its_own_images():
   rng = np.random.default_rng(0)
   labels = np.repeat(np.arange(10), 50)
   real = (labels[:, None] / 10.0 + 0.01 * rng.normal(size=(500, 784))).reshape(500, 28, 28, 1)
-  same = class_metrics(real, labels, _Net(), real, labels)
+  net = _Net()
+  same = class_metrics(net.logits(real), labels, net(real), net(real), labels)
   assert same["intra_fid_fmnist"]["value"] < 1e-3 and same["class_accuracy"]["value"] == 1.0
-  swapped = class_metrics(real, (labels + 1) % 10, _Net(), real, labels)
+  swapped = class_metrics(net.logits(real), (labels + 1) % 10, net(real), net(real), labels)
   assert swapped["intra_fid_fmnist"]["value"] > 0.02  # class means 0.1 apart in 3 features and swapped["class_accuracy"]["value"] == 0.0

@@ -110,14 +110,18 @@ def draw_samples(family, state, n: int, batch_size: int = 500, seed: int = SAMPL
   return (x, labels) if with_labels else x
 
 
-def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_network=None) -> tuple[dict, dict]:
-  """FID/KID-FMNIST and precision/recall of fake vs real images [N,28,28,1]; returns (metrics, seconds)."""
+def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_network=None, fake_labels=None,
+                   real_labels=None) -> tuple[dict, dict]:
+  """FID/KID-FMNIST, precision/recall and the class diagnostics ("classes": `class_metrics`, given the labels
+  the samples were drawn under and the real images' labels where known) of fake vs real images
+  [N,28,28,1], all from one pass of the feature network; returns (metrics, seconds)."""
   from jgen.eval.features import load_feature_network
 
   net = feature_network or load_feature_network()
   seconds = {}
   t0 = time.perf_counter()
-  real, fake = net(real_images), net(np.clip(np.nan_to_num(fake_images), 0.0, 1.0))
+  fake_images = np.clip(np.nan_to_num(fake_images), 0.0, 1.0)
+  real, fake = net(real_images), net(fake_images)
   seconds["features"] = time.perf_counter() - t0
   out = {}
   n = min(len(real), len(fake))
@@ -136,7 +140,30 @@ def sample_quality(real_images, fake_images, which=("fid", "pr"), feature_networ
     out["precision"] = {"value": p, "num_samples": n, "convention": PR_CONVENTION}
     out["recall"] = {"value": r, "num_samples": n, "convention": PR_CONVENTION}
     seconds["precision_recall"] = time.perf_counter() - t0
+  if "classes" in which:
+    t0 = time.perf_counter()
+    out.update(class_metrics(net.logits(fake_images), fake_labels, real, fake, real_labels))
+    seconds["classes"] = time.perf_counter() - t0
   return out, seconds
+
+
+def class_metrics(logits, labels=None, real_features=None, fake_features=None, real_labels=None) -> dict:
+  """Records of jgen.eval.class_coverage from the classifier's logits [N, C] on samples (drawn under `labels`
+  [N] where conditional); with the features of labelled real images too, a conditional model's intra-class
+  FID (Miyato & Koyama 2018): FID-FMNIST of each class's samples against that class's real images, averaged
+  over the classes."""
+  from jgen.eval.class_coverage import CLASSES_CONVENTION, coverage
+
+  out = {k: {"value": v, "num_samples": len(logits), "convention": CLASSES_CONVENTION}
+         for k, v in coverage(logits, labels).items()}
+  if labels is not None and real_labels is not None:
+    labels, real_labels = np.asarray(labels), np.asarray(real_labels)
+    per_class = [frechet.frechet_distance_of_features(real_features[real_labels == c], fake_features[labels == c])
+                 for c in range(logits.shape[1]) if (labels == c).sum() > 1 and (real_labels == c).sum() > 1]
+    out["intra_fid_fmnist"] = {"value": float(np.mean(per_class)), "per_class": [float(v) for v in per_class],
+                               "num_samples": len(logits), "convention": "FID-FMNIST of each class's samples "
+                               "against the split's images of that class, averaged over the classes"}
+  return out
 
 
 def _samples_images(family) -> bool:
@@ -193,37 +220,10 @@ def evaluate(config, family, state, metrics=("nll", "fid", "pr"), num_samples: i
       t0 = time.perf_counter()
       fake, labels = draw_samples(family, state, n, batch_size, with_labels=True)
       result["seconds"]["sampling"] = time.perf_counter() - t0
-      quality = tuple(m for m in wanted if m != "classes")
-      if quality:
-        out, seconds = sample_quality(x[:n], fake, quality, feature_network)
-        result["metrics"].update(out)
-        result["seconds"].update(seconds)
-      if "classes" in wanted:
-        result["metrics"].update(class_metrics(fake, labels, feature_network, x[:n], None if y is None else y[:n]))
+      out, seconds = sample_quality(x[:n], fake, wanted, feature_network, labels, None if y is None else y[:n])
+      result["metrics"].update(out)
+      result["seconds"].update(seconds)
   return result
-
-
-def class_metrics(fake_images, labels=None, feature_network=None, real_images=None, real_labels=None) -> dict:
-  """Records of jgen.eval.class_coverage for samples [N,28,28,1] (drawn under `labels` [N] where conditional);
-  with labelled real images too, a conditional model's intra-class FID (Miyato & Koyama 2018): FID-FMNIST of
-  each class's samples against that class's real images, averaged over the classes."""
-  from jgen.eval.class_coverage import CLASSES_CONVENTION, coverage
-  from jgen.eval.features import load_feature_network
-
-  net = feature_network or load_feature_network()
-  fake_images = np.clip(np.nan_to_num(fake_images), 0.0, 1.0)
-  logits = net.logits(fake_images)
-  out = {k: {"value": v, "num_samples": len(logits), "convention": CLASSES_CONVENTION}
-         for k, v in coverage(logits, labels).items()}
-  if labels is not None and real_labels is not None:
-    fake, real = net(fake_images), net(real_images)
-    labels, real_labels = np.asarray(labels), np.asarray(real_labels)
-    per_class = [frechet.frechet_distance_of_features(real[real_labels == c], fake[labels == c])
-                 for c in range(logits.shape[1]) if (labels == c).sum() > 1 and (real_labels == c).sum() > 1]
-    out["intra_fid_fmnist"] = {"value": float(np.mean(per_class)), "per_class": [float(v) for v in per_class],
-                               "num_samples": len(logits), "convention": "FID-FMNIST of each class's samples "
-                               "against the split's images of that class, averaged over the classes"}
-  return out
 
 
 def eval_json_name(weights: str = "inference") -> str:

@@ -19,7 +19,6 @@ Images are mapped to [-1, 1] for the networks; samples are returned in [0, 1].
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from jgen import config_schema
 from jgen.families.gan import networks, objectives

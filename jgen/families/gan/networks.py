@@ -14,7 +14,6 @@ A conditional discriminator adds the projection term <embed(y), phi(x)> (Miyato 
 
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
