@@ -3,7 +3,8 @@
   python benchmarks/train_speed.py configs/vae/conv_fashion_mnist.py:full configs/gan/dcgan_fashion_mnist.py:full
 
 Uses the config's model and batch size on random data of the dataset's shape and
-dtype (so the data pipeline is not timed), the same sharded step the loop runs.
+dtype (so the data pipeline is not timed), the same sharded step the loop runs
+(with `--set train.steps_per_call=s`, its scanned call of s steps).
 """
 
 import argparse
@@ -28,12 +29,16 @@ def bench(spec: str, steps: int, overrides=()) -> dict:
     x = rng.random((n, *data.shape), dtype=np.float32)
   batch = {"x": x, "label": rng.integers(0, max(data.num_classes, 1), n).astype(np.int32)}
   runner.setup({k: v[:runner.batch_size] for k, v in batch.items()})
-  placed = runner.put_train_batch(batch)
   state = runner.init(runner.init_key, sharding.put_batch({k: v[:runner.batch_size] for k, v in batch.items()},
                                                           runner.batch_sharding))
+  # train.steps_per_call = s > 1 times the scanned call of s steps the loop runs between events.
+  per_call = runner.steps_per_call
+  placed = runner.put_call_batches([batch] * per_call) if per_call > 1 else runner.put_train_batch(batch)
+  step_fn = runner.multi_step if per_call > 1 else runner.step
+  steps = max(1, steps // per_call)
   flag = jax.numpy.int32(0)
   t0 = time.perf_counter()
-  compiled = runner.step.lower(state, placed, flag).compile()
+  compiled = step_fn.lower(state, placed, flag).compile()
   compile_s = time.perf_counter() - t0
   state, metrics, flag = compiled(state, placed, flag)
   jax.block_until_ready(metrics)
@@ -42,6 +47,7 @@ def bench(spec: str, steps: int, overrides=()) -> dict:
     state, metrics, flag = compiled(state, placed, flag)
   jax.block_until_ready(metrics)
   elapsed = time.perf_counter() - t0
+  steps *= per_call
   return {"config": spec, "batch": runner.batch_size, "compile_s": compile_s, "steps_per_s": steps / elapsed,
           "examples_per_s": steps * runner.batch_size / elapsed}
 

@@ -40,6 +40,7 @@ COMMON_RULES = {
     "train.ckpt_every": (lambda v: v >= 0, ">= 0 (0: only at the end)"),
     "train.keep": _AT_LEAST_1,
     "train.batches_per_step": _AT_LEAST_1,
+    "train.steps_per_call": _AT_LEAST_1,
     "train.sample_num": (lambda v: v >= 0, ">= 0 (0: no sample grids)"),
     "train.eval_batches": (lambda v: v >= 1 or v == -1, ">= 1, or -1 for the whole split"),
 }

@@ -10,6 +10,12 @@ jitted step, and the data iterator state is checkpointed with the train state,
 so a resumed run repeats the exact batches, random numbers and losses of an
 uninterrupted one. Finiteness is tracked on the device every step and the state
 is checked before every checkpoint: a NaN never reaches disk.
+
+With `train.steps_per_call = s > 1` one jitted call runs s steps (a `lax.scan`
+over s stacked batches), so a small model is not bound by dispatching one call a
+step; a stretch shorter than s before a log, eval or checkpoint step (or the end)
+runs step by step, so every step those happen at is the same as with s = 1, and
+the batches, keys and results are those of s single steps.
 """
 
 import json
@@ -50,6 +56,18 @@ def _step_fn(family, train_key):
   return fn
 
 
+def _multi_step_fn(step_fn):
+  """s steps in one call: a scan of the step over s stacked batches; the metrics of the last step come back."""
+  def fn(state, batches, first_bad):
+    def body(carry, batch):
+      state, first_bad = carry
+      state, metrics, first_bad = step_fn(state, batch, first_bad)
+      return (state, first_bad), metrics
+    (state, first_bad), metrics = jax.lax.scan(body, (state, first_bad), batches)
+    return state, jax.tree.map(lambda m: m[-1], metrics), first_bad
+  return fn
+
+
 def _eval_fn(family, eval_key):
   def fn(state, batch, mask, index):
     per_example = family.eval_step(state, spec_lib.to_model_input(batch), jax.random.fold_in(eval_key, index))
@@ -74,8 +92,10 @@ class Runner:
     self.spec = spec_lib.from_dataset(config.data)
     self.family = registry.build(config, self.spec)
     self.k = config.train.batches_per_step
+    self.steps_per_call = config.train.steps_per_call
     self.batch_sharding = sharding.batch_sharding(self.mesh)
-    self.train_batch_sharding = sharding.batch_sharding(self.mesh, stacked=self.k > 1)
+    self.train_batch_sharding = sharding.batch_sharding(self.mesh, int(self.k > 1))
+    self.call_batch_sharding = sharding.batch_sharding(self.mesh, 1 + int(self.k > 1))
     self.replicated = sharding.replicated(self.mesh)
     self.batch_size = sharding.global_batch_size(config.data.batch_size, self.mesh)
     self.eval_batch_size = math.ceil((config.data.eval_batch_size or self.batch_size) / self.mesh.size) * self.mesh.size
@@ -92,9 +112,13 @@ class Runner:
     self.abstract_state = jax.eval_shape(init, self.init_key, batch)
     self.state_sharding = sharding.state_sharding(self.mesh, self.abstract_state, self.family)
     self.init = jax.jit(init, in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.state_sharding)
-    self.step = jax.jit(_step_fn(self.family, self.train_key),
-                        in_shardings=(self.state_sharding, self.train_batch_sharding, self.replicated),
-                        out_shardings=(self.state_sharding, self.replicated, self.replicated), donate_argnums=(0,))
+    step_fn = _step_fn(self.family, self.train_key)
+    outs = (self.state_sharding, self.replicated, self.replicated)
+    self.step = jax.jit(step_fn, in_shardings=(self.state_sharding, self.train_batch_sharding, self.replicated),
+                        out_shardings=outs, donate_argnums=(0,))
+    self.multi_step = jax.jit(_multi_step_fn(step_fn),
+                              in_shardings=(self.state_sharding, self.call_batch_sharding, self.replicated),
+                              out_shardings=outs, donate_argnums=(0,))
     self.eval = jax.jit(_eval_fn(self.family, self.eval_key),
                         in_shardings=(self.state_sharding, self.batch_sharding, self.batch_sharding, self.replicated),
                         out_shardings=self.replicated)
@@ -103,11 +127,30 @@ class Runner:
                                         self.abstract_state, batch))
     return batch
 
+  def _unstack(self, batch):
+    if self.k > 1:  # [k * B, ...] -> [k, B, ...]
+      batch = {key: v.reshape((self.k, v.shape[0] // self.k) + v.shape[1:]) for key, v in batch.items()}
+    return batch
+
   def put_train_batch(self, batch):
     """A loader batch on the mesh; with k batches per step, [k * B, ...] becomes [k, B, ...] (split on B)."""
-    if self.k > 1:
-      batch = {key: v.reshape((self.k, v.shape[0] // self.k) + v.shape[1:]) for key, v in batch.items()}
-    return sharding.put_batch(batch, self.train_batch_sharding)
+    return sharding.put_batch(self._unstack(batch), self.train_batch_sharding)
+
+  def put_call_batches(self, batches):
+    """The loader batches of s steps as one [s, ...] array per key on the mesh, for `multi_step`."""
+    batches = [self._unstack(b) for b in batches]
+    return sharding.put_batch({key: np.stack([b[key] for b in batches]) for key in batches[0]},
+                              self.call_batch_sharding)
+
+  def run(self, state, placed, first_bad):
+    """One unit of steps: a single step, or `multi_step` where `placed` holds several steps' batches."""
+    return (self.multi_step if placed[0] > 1 else self.step)(state, placed[1], first_bad)
+
+  def read_unit(self, train_it, steps: int):
+    """The next `steps` steps' batches from the loader, placed on the mesh: (steps, arrays)."""
+    if steps == 1:
+      return 1, self.put_train_batch(next(train_it))
+    return steps, self.put_call_batches([next(train_it) for _ in range(steps)])
 
   def evaluate(self, state, split="validation", max_batches=-1) -> dict:
     """Means of the family's per-example eval metrics over a split (or its first batches)."""
@@ -193,8 +236,8 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     t0 = time.perf_counter()
     eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
 
-    def check_finite(step, state=None):
-      bad = int(first_bad)
+    def check_finite(step, bad_flag, state=None):
+      bad = int(bad_flag)
       if bad == 0 and (state is None or bool(_all_finite(state))):
         return
       where = f"at step {bad}" if bad else f"by step {step} (the parameters)"
@@ -205,22 +248,43 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
                              f"clip gradients and run the same command again, e.g. with --set optim.lr=... "
                              f"--set optim.grad_clip=1.0")
 
+    def is_event(step):  # a step something happens after: its state must exist on its own
+      return step == total or any(every and step % every == 0 for every in (log_every, eval_every, ckpt_every))
+
+    def unit_after(step):  # how many steps the call after `step` runs: s, unless an event comes sooner
+      s = min(runner.steps_per_call, total - step)
+      return s if s > 1 and not any(is_event(step + i) for i in range(1, s)) else 1
+
+    def write_log(step, metrics, bad_flag):
+      check_finite(step, bad_flag)
+      scalars = {f"train/{k}": float(v) for k, v in metrics.items()}
+      scalars["train/steps_per_s"] = progress.update(step, scalars)
+      writer.write(step, scalars)
+      last.update(scalars)
+
+    pending = None  # (step, metrics, first_bad) of a log step, written once the next call is on its way
     try:
-      batch = runner.put_train_batch(next(train_it)) if start < total else None
-      for step in range(start + 1, total + 1):
-        state, metrics, first_bad = runner.step(state, batch, first_bad)
+      placed = runner.read_unit(train_it, unit_after(start)) if start < total else None
+      step = start
+      while step < total:
+        state, metrics, first_bad = runner.run(state, placed, first_bad)
+        step += placed[0]
         final = step == total
         saving = (ckpt_every and step % ckpt_every == 0) or final
-        # The iterator state after this step's batch, taken before the next batch is read ahead.
+        # The iterator state after this unit's batches, taken before the next unit is read ahead.
         iterator_state = train_it.get_state() if saving else None
         if not final:
-          batch = runner.put_train_batch(next(train_it))  # placed while the step runs
+          placed = runner.read_unit(train_it, unit_after(step))  # placed while the step runs
+        if pending is not None:  # the previous log step's metrics, ready by now: read while this call runs
+          write_log(*pending)
+          pending = None
         if (log_every and step % log_every == 0) or final:
-          check_finite(step)
-          scalars = {f"train/{k}": float(v) for k, v in metrics.items()}
-          scalars["train/steps_per_s"] = progress.update(step, scalars)
-          writer.write(step, scalars)
-          last.update(scalars)
+          pending = (step, metrics, first_bad)
+          for leaf in jax.tree.leaves(pending[1:]):
+            leaf.copy_to_host_async()
+          if final or saving or (eval_every and step % eval_every == 0):  # these wait for the step anyway
+            write_log(*pending)
+            pending = None
         if (eval_every and step % eval_every == 0) or final:
           results = runner.evaluate(state, max_batches=config.train.eval_batches)
           if evaluator is not None:
@@ -232,7 +296,7 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
           progress.message(f"step {step} eval " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
           write_samples(runner, state, workdir, step, is_main)
         if saving:
-          check_finite(step, state)  # a non-finite state is never written
+          check_finite(step, first_bad, state)  # a non-finite state is never written
           elapsed = train_seconds + time.perf_counter() - t0
           main = eval_at[1] if eval_at[0] == step and family.best_mode else None
           main = main if main is not None and math.isfinite(main) else None

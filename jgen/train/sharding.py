@@ -33,9 +33,10 @@ def make_mesh(mesh_config, devices=None) -> jax.sharding.Mesh:
                        devices=devices)
 
 
-def batch_sharding(mesh, stacked: bool = False) -> NamedSharding:
-  """The batch dimension split over every device: the leading one, or the second of stacked [k, B, ...] batches."""
-  return NamedSharding(mesh, P(None, ("data", "fsdp")) if stacked else P(("data", "fsdp")))
+def batch_sharding(mesh, leading_axes: int = 0) -> NamedSharding:
+  """The batch dimension split over every device: the first one, or the one after `leading_axes` stacking axes
+  (k batches of a step [k, B, ...], s steps of a call [s, B, ...] or [s, k, B, ...])."""
+  return NamedSharding(mesh, P(*([None] * leading_axes), ("data", "fsdp")))
 
 
 def replicated(mesh) -> NamedSharding:
