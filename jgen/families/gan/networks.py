@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.nn.spectral_norm import maybe_normed
+from jgen.nn.upsample import SubpixelConvTranspose
 
 UPSAMPLINGS = ("transpose", "nearest")
 DISC_NORMS = ("none", "layer")
@@ -35,8 +36,8 @@ class Upsample(nnx.Module):
   def __init__(self, c_in: int, c_out: int, mode: str, use_bias: bool, *, rngs: nnx.Rngs):
     self.mode = mode
     if mode == "transpose":
-      self.conv = nnx.ConvTranspose(c_in, c_out, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias,
-                                    rngs=rngs)
+      # nnx.ConvTranspose((4, 4), strides=2, "SAME"): same parameters and function, faster lowering.
+      self.conv = SubpixelConvTranspose(c_in, c_out, use_bias=use_bias, rngs=rngs)
     else:
       self.conv = nnx.Conv(c_in, c_out, (3, 3), padding="SAME", use_bias=use_bias, rngs=rngs)
 
