@@ -23,13 +23,14 @@ class ConvEncoder(nnx.Module):
   """[B, H, W, C] -> [B, out_dim]: stride-2 convs, then a dense head."""
 
   def __init__(self, image_shape: Sequence[int], channels: Sequence[int], out_dim: int, *, rngs: nnx.Rngs,
-               activation=nnx.relu):
+               activation=nnx.relu, dtype=jnp.float32):
     h, w, c = image_shape
     _check_side(h, len(channels)), _check_side(w, len(channels))
     ins = [c, *channels[:-1]]
-    self.convs = nnx.List([nnx.Conv(i, o, (4, 4), strides=2, padding="SAME", rngs=rngs) for i, o in zip(ins, channels)])
+    self.convs = nnx.List([nnx.Conv(i, o, (4, 4), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
+                           for i, o in zip(ins, channels)])
     flat = (h // 2 ** len(channels)) * (w // 2 ** len(channels)) * channels[-1]
-    self.head = nnx.Linear(flat, out_dim, rngs=rngs)
+    self.head = nnx.Linear(flat, out_dim, dtype=dtype, rngs=rngs)
     self.activation = activation
 
   def __call__(self, x):
@@ -45,14 +46,15 @@ class ConvDecoder(nnx.Module):
   """
 
   def __init__(self, in_dim: int, image_shape: Sequence[int], channels: Sequence[int], *, rngs: nnx.Rngs,
-               batch_norm: bool = False, bn_momentum: float = 0.9):
+               batch_norm: bool = False, bn_momentum: float = 0.9, dtype=jnp.float32):
     h, w, c = image_shape
     self.base = (_check_side(h, len(channels)), _check_side(w, len(channels)), channels[0])
-    self.dense = nnx.Linear(in_dim, self.base[0] * self.base[1] * channels[0], rngs=rngs)
+    self.dense = nnx.Linear(in_dim, self.base[0] * self.base[1] * channels[0], dtype=dtype, rngs=rngs)
     outs = [*channels[1:], c]
     # nnx.ConvTranspose((4, 4), strides=2, "SAME") with the same parameters, lowered faster (jgen.nn.upsample).
-    self.deconvs = nnx.List([SubpixelConvTranspose(i, o, rngs=rngs) for i, o in zip(channels, outs)])
-    norm = (lambda n: nnx.BatchNorm(n, momentum=bn_momentum, rngs=rngs)) if batch_norm else (lambda n: None)
+    self.deconvs = nnx.List([SubpixelConvTranspose(i, o, dtype=dtype, rngs=rngs) for i, o in zip(channels, outs)])
+    norm = ((lambda n: nnx.BatchNorm(n, momentum=bn_momentum, dtype=dtype, rngs=rngs)) if batch_norm
+            else (lambda n: None))
     self.norms = nnx.List([norm(channels[0])] + [norm(o) for o in outs[:-1]])
 
   def __call__(self, z):

@@ -19,10 +19,10 @@ from jgen.nn.convnets import _check_side
 class ResBlock(nnx.Module):
   """x + conv(act(conv(act(x)))): pre-activation, same width, SiLU."""
 
-  def __init__(self, channels: int, *, rngs: nnx.Rngs):
-    self.conv1 = nnx.Conv(channels, channels, (3, 3), padding="SAME", rngs=rngs)
+  def __init__(self, channels: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.conv1 = nnx.Conv(channels, channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
     # The residual branch starts near zero, so a deep stack starts near the identity.
-    self.conv2 = nnx.Conv(channels, channels, (3, 3), padding="SAME", rngs=rngs,
+    self.conv2 = nnx.Conv(channels, channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs,
                           kernel_init=nnx.initializers.variance_scaling(0.1, "fan_in", "truncated_normal"))
 
   def __call__(self, x):
@@ -33,16 +33,17 @@ class ResEncoder(nnx.Module):
   """[B, H, W, C] (+ one-hot label [B, num_classes] as extra input planes) -> [B, out_dim]."""
 
   def __init__(self, image_shape: Sequence[int], channels: Sequence[int], out_dim: int, *, blocks: int = 1,
-               num_classes: int = 0, rngs: nnx.Rngs):
+               num_classes: int = 0, dtype=jnp.float32, rngs: nnx.Rngs):
     h, w, c = image_shape
     side_h, side_w = _check_side(h, len(channels)), _check_side(w, len(channels))
     self.num_classes = num_classes
-    self.stem = nnx.Conv(c + num_classes, channels[0], (3, 3), padding="SAME", rngs=rngs)
-    self.levels = nnx.List([nnx.List([ResBlock(ch, rngs=rngs) for _ in range(blocks)]) for ch in channels])
+    self.stem = nnx.Conv(c + num_classes, channels[0], (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+    self.levels = nnx.List([nnx.List([ResBlock(ch, dtype=dtype, rngs=rngs) for _ in range(blocks)])
+                            for ch in channels])
     outs = [*channels[1:], channels[-1]]
-    self.downs = nnx.List([nnx.Conv(i, o, (3, 3), strides=2, padding="SAME", rngs=rngs)
+    self.downs = nnx.List([nnx.Conv(i, o, (3, 3), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
                            for i, o in zip(channels, outs)])
-    self.head = nnx.Linear(side_h * side_w * channels[-1], out_dim, rngs=rngs)
+    self.head = nnx.Linear(side_h * side_w * channels[-1], out_dim, dtype=dtype, rngs=rngs)
 
   def __call__(self, x, label_one_hot=None):
     if self.num_classes:
@@ -60,14 +61,16 @@ class ResDecoder(nnx.Module):
   """[B, in_dim] -> [B, H, W, out_channels] (unnormalised outputs: logits or distribution parameters)."""
 
   def __init__(self, in_dim: int, image_shape: Sequence[int], channels: Sequence[int], out_channels: int, *,
-               blocks: int = 1, rngs: nnx.Rngs):
+               blocks: int = 1, dtype=jnp.float32, rngs: nnx.Rngs):
     h, w, _ = image_shape
     self.base = (_check_side(h, len(channels)), _check_side(w, len(channels)), channels[0])
-    self.dense = nnx.Linear(in_dim, self.base[0] * self.base[1] * channels[0], rngs=rngs)
+    self.dense = nnx.Linear(in_dim, self.base[0] * self.base[1] * channels[0], dtype=dtype, rngs=rngs)
     outs = [*channels[1:], channels[-1]]
-    self.levels = nnx.List([nnx.List([ResBlock(ch, rngs=rngs) for _ in range(blocks)]) for ch in channels])
-    self.ups = nnx.List([nnx.Conv(i, o, (3, 3), padding="SAME", rngs=rngs) for i, o in zip(channels, outs)])
-    self.out = nnx.Conv(channels[-1], out_channels, (3, 3), padding="SAME", rngs=rngs)
+    self.levels = nnx.List([nnx.List([ResBlock(ch, dtype=dtype, rngs=rngs) for _ in range(blocks)])
+                            for ch in channels])
+    self.ups = nnx.List([nnx.Conv(i, o, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+                         for i, o in zip(channels, outs)])
+    self.out = nnx.Conv(channels[-1], out_channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
 
   def __call__(self, z):
     x = self.dense(z).reshape(z.shape[0], *self.base)

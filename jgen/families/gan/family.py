@@ -29,6 +29,7 @@ from jgen.train.state import batch_stats, merge_network
 
 
 class GAN(Family):
+  mixed_precision = True
   latents = "decode"  # a generator maps z ~ N(0, I) to images; nothing encodes
   latent_prior = "gaussian"
   progress_metric = "d_loss"
@@ -87,9 +88,11 @@ class GAN(Family):
   def make_networks(self, rngs):
     m = self.config.model
     return {"gen": networks.Generator(m.latent_dim, self.spec.shape, tuple(m.gen_channels), upsample=m.upsample,
-                                      num_classes=self.num_classes, label_dim=m.label_dim, rngs=rngs),
+                                      num_classes=self.num_classes, label_dim=m.label_dim,
+                                      dtype=self.compute_dtype, rngs=rngs),
             "disc": networks.Discriminator(self.spec.shape, tuple(m.disc_channels), norm=m.disc_norm,
-                                           spectral_norm=m.spectral_norm, num_classes=self.num_classes, rngs=rngs)}
+                                           spectral_norm=m.spectral_norm, num_classes=self.num_classes,
+                                           dtype=self.compute_dtype, rngs=rngs)}
 
   # ---- networks with a state's weights ------------------------------------------------------------
   def _generator(self, state, params=None, train=False):

@@ -18,6 +18,7 @@ from jgen.registry import register
 
 @register("ae.conv", family="VAE")
 class Autoencoder(Family):
+  mixed_precision = True
   latents = True
   main_metric = "recon"
   best_mode = "min"
@@ -39,7 +40,7 @@ class Autoencoder(Family):
 
   def make_networks(self, rngs):
     return {"model": networks.EncoderDecoder(self.spec.shape, self.config.model, self.config.model.latent_dim, 0,
-                                             rngs=rngs)}
+                                             dtype=self.compute_dtype, rngs=rngs)}
 
   def _recon(self, model, x):
     logits = model.decode(model.encode(x))

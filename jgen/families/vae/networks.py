@@ -17,6 +17,7 @@ from flax import nnx
 from jgen.eval import likelihood
 from jgen.nn import pixel_heads
 from jgen.nn.convnets import ConvDecoder, ConvEncoder
+from jgen.nn.precision import to_float32
 from jgen.nn.resnet import ResDecoder, ResEncoder, one_hot
 
 ARCHS = ("conv", "resnet")
@@ -43,36 +44,40 @@ def check_levels(image_shape, channels) -> None:
 
 class EncoderDecoder(nnx.Module):
   """encode(x, label) -> [B, code_dim] features (a Gaussian's (mean, log-variance) for a VAE, z for an
-  autoencoder); decode(z, label) -> [B, H, W, P] the decoder's distribution parameters."""
+  autoencoder); decode(z, label) -> [B, H, W, P] the decoder's distribution parameters. Both compute in
+  `dtype` (mixed precision) and return float32."""
 
-  def __init__(self, image_shape, model, code_dim: int, num_classes: int, *, rngs: nnx.Rngs):
+  def __init__(self, image_shape, model, code_dim: int, num_classes: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     h, w, c = image_shape
     self.num_classes = num_classes
+    self.dtype = dtype
     out = decoder_outputs(model.decoder, c, model.decoder_components)
     channels = tuple(model.channels)
     if model.arch == "resnet":
       self.encoder = ResEncoder(image_shape, channels, code_dim, blocks=model.blocks, num_classes=num_classes,
-                                rngs=rngs)
+                                dtype=dtype, rngs=rngs)
       self.decoder = ResDecoder(model.latent_dim + num_classes, image_shape, tuple(reversed(channels)), out,
-                                blocks=model.blocks, rngs=rngs)
+                                blocks=model.blocks, dtype=dtype, rngs=rngs)
     else:
-      self.encoder = ConvEncoder((h, w, c + num_classes), channels, code_dim, rngs=rngs)
-      self.decoder = ConvDecoder(model.latent_dim + num_classes, (h, w, out), tuple(reversed(channels)), rngs=rngs)
+      self.encoder = ConvEncoder((h, w, c + num_classes), channels, code_dim, dtype=dtype, rngs=rngs)
+      self.decoder = ConvDecoder(model.latent_dim + num_classes, (h, w, out), tuple(reversed(channels)),
+                                 dtype=dtype, rngs=rngs)
     self.resnet = model.arch == "resnet"
 
   def encode(self, x, label=None):
+    x = x.astype(self.dtype)
     if not self.num_classes:
-      return self.encoder(x)
-    y = one_hot(label, self.num_classes)
+      return to_float32(self.encoder(x))
+    y = one_hot(label, self.num_classes).astype(self.dtype)
     if self.resnet:
-      return self.encoder(x, y)
+      return to_float32(self.encoder(x, y))
     planes = jnp.broadcast_to(y[:, None, None, :], x.shape[:3] + (self.num_classes,))
-    return self.encoder(jnp.concatenate([x, planes], axis=-1))
+    return to_float32(self.encoder(jnp.concatenate([x, planes], axis=-1)))
 
   def decode(self, z, label=None):
     if self.num_classes:
       z = jnp.concatenate([z, one_hot(label, self.num_classes)], axis=-1)
-    return self.decoder(z)
+    return to_float32(self.decoder(z.astype(self.dtype)))
 
 
 def log_likelihood(decoder: str, out, x) -> jax.Array:

@@ -44,6 +44,7 @@ def split_posterior(features):
 @register("vae.conv", family="VAE")
 class VAE(Family):
   likelihood = "lower_bound"
+  mixed_precision = True
   likelihood_samples = 1  # the reported ELBO is estimated with one posterior draw per image
   latents = True
   latent_prior = "gaussian"
@@ -86,7 +87,7 @@ class VAE(Family):
 
   def make_networks(self, rngs):
     return {"model": networks.EncoderDecoder(self.spec.shape, self.config.model, 2 * self.config.model.latent_dim,
-                                             self.num_classes, rngs=rngs)}
+                                             self.num_classes, dtype=self.compute_dtype, rngs=rngs)}
 
   # ---- the bound ---------------------------------------------------------------------------------------------
   def _elbo_terms(self, model, x, rng, label=None, num_samples: int = 1):
