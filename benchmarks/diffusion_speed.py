@@ -94,7 +94,7 @@ def main():
            "label": jnp.asarray(rng.integers(0, max(family.num_classes, 1), batch_size), jnp.int32)}
   state = jax.jit(family.init)(jax.random.key(0), batch)
   result = {"config": args.config, "overrides": args.set, "device": device.device_kind,
-            "backend": jax.default_backend(), "compute_dtype": str(family.compute_dtype),
+            "backend": jax.default_backend(), "dtype": family.config.model.dtype,
             "params": int(family.num_params(state)), "batch": batch_size}
 
   t0 = time.perf_counter()

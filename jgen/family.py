@@ -28,6 +28,7 @@ from flax import nnx
 from jgen import config_schema
 from jgen.data.spec import DataSpec
 from jgen.eval import likelihood
+from jgen.nn import precision
 from jgen.train import optim as optim_lib
 from jgen.train.state import TrainState, batch_stats, merge_network, split_network
 
@@ -44,7 +45,9 @@ class Model:
   best_mode: "min" / "max" (which end is best), None where nothing ranks checkpoints;
   progress_metric: the train metric that falls as training works (the smoke tests check it);
   choices: the allowed values of the model block's string options, checked when a config loads
-  (with `check_model`, for rules that tie several fields together).
+  (with `check_model`, for rules that tie several fields together);
+  mixed_precision: True where every network honours `model.dtype` (jgen.nn.precision: "bfloat16" computes
+  in bfloat16, parameters and optimizer state stay float32); only such models have the field.
   """
 
   branch: str = ""
@@ -54,18 +57,28 @@ class Model:
   best_mode: str | None = "min"
   progress_metric: str = "loss"
   choices: dict[str, tuple] = {}
+  mixed_precision: bool = False
   # Buffers (keys of TrainState.buffers) split over the devices along their first axis instead of replicated.
   data_sharded_buffers: tuple[str, ...] = ()
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    if cls.mixed_precision and "dtype" not in cls.choices:  # the one declaration brings the field's choices
+      cls.choices = {**cls.choices, "dtype": precision.DTYPES}
 
   def __init__(self, config: ml_collections.ConfigDict, spec: DataSpec):
     self.config = config
     self.spec = spec
+    # What the networks compute in (float32 for a model without the field).
+    self.compute_dtype = precision.compute_dtype(config.model.get("dtype", "float32") if self.mixed_precision
+                                                 else "float32")
 
   # ---- what a model defines ------------------------------------------------------------------
   @classmethod
   def defaults(cls) -> ml_collections.ConfigDict:
     """The model's config blocks with every field's default: `model`, and `optim` where it trains by gradients."""
-    return ml_collections.ConfigDict({"model": {"name": ""}, "optim": dict(config_schema.OPTIM)})
+    model = {"name": "", **({"dtype": "float32"} if cls.mixed_precision else {})}
+    return ml_collections.ConfigDict({"model": model, "optim": dict(config_schema.OPTIM)})
 
   @classmethod
   def check_model(cls, model: ml_collections.ConfigDict) -> None:

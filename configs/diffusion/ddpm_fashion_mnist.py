@@ -27,7 +27,7 @@ def get_config(arg: str = "full"):
           # Training-time evals estimate the bound from 100 stratified timesteps (unbiased, 10x cheaper);
           # `jgen evaluate` (log_prob) sums all T terms of the bound.
           bound_timesteps=4 if smoke else 100, log_prob_timesteps=4 if smoke else 0,
-          compute_dtype="float32" if smoke else "bfloat16"),
+          dtype="float32" if smoke else "bfloat16"),
       data=dict(name="fashion_mnist", batch_size=8 if smoke else 128, eval_batch_size=8 if smoke else 500),
       optim=dict(lr=1e-3 if smoke else 2e-4, grad_clip=1.0, warmup_steps=0 if smoke else 5_000, ema_decay=0.9999),
       # Training-time evals see 2000 validation images; `jgen evaluate` reports the whole test split.
@@ -35,7 +35,7 @@ def get_config(arg: str = "full"):
                  ckpt_every=10 if smoke else 10_000, keep=2, eval_batches=2 if smoke else 4,
                  sample_num=8 if smoke else 100))
   if variant == "cpu":
-    c.model.update(channels=32, num_res_blocks=1, attention_levels=(2,), num_heads=2, compute_dtype="float32",
+    c.model.update(channels=32, num_res_blocks=1, attention_levels=(2,), num_heads=2, dtype="float32",
                    bound_timesteps=20, log_prob_timesteps=100)
     c.data.update(batch_size=64, eval_batch_size=250)
     c.optim.update(lr=1e-3, warmup_steps=200, decay="cosine", decay_steps=3_000, ema_decay=0.999)

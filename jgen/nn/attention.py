@@ -1,4 +1,5 @@
-"""Self-attention over the pixels of a feature map, as a residual block."""
+"""Self-attention over the pixels of a feature map, as a residual block; `dtype` is the compute dtype
+(jgen.nn.precision), parameters stay float32."""
 
 import math
 
@@ -20,7 +21,6 @@ class SelfAttention2d(nnx.Module):
     if channels % num_heads:
       raise ValueError(f"{channels} channels do not split into {num_heads} heads")
     self.num_heads = num_heads
-    self.dtype = dtype
     self.norm = nnx.GroupNorm(channels, num_groups=group_count(channels), dtype=dtype, rngs=rngs)
     self.qkv = nnx.Linear(channels, 3 * channels, dtype=dtype, rngs=rngs)
     self.proj = nnx.Linear(channels, channels, dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
@@ -29,7 +29,7 @@ class SelfAttention2d(nnx.Module):
     b, h, w, c = x.shape
     qkv = self.qkv(self.norm(x)).reshape(b, h * w, 3, self.num_heads, c // self.num_heads)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    # The softmax runs in float32 even when the rest of the block runs in bfloat16.
-    out = jax.nn.dot_product_attention(q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32))
-    out = self.proj(out.reshape(b, h, w, c).astype(self.dtype))
+    # In bfloat16 the two matmuls take bfloat16 operands; jax accumulates the logits and runs the softmax in float32.
+    out = jax.nn.dot_product_attention(q, k, v)
+    out = self.proj(out.reshape(b, h, w, c))
     return x + out

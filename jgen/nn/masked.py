@@ -10,6 +10,8 @@ modelled channel by channel (R, then G given R, then B given R and G).
 above (and feeds the horizontal stack only after a one-row shift), and a horizontal stack that sees the
 pixels to the left in the row, so the receptive field has no blind spot. A class label adds a learned
 bias to both stacks' gates.
+
+`dtype` is the compute dtype (jgen.nn.precision): kernels stay float32 parameters and are cast to it.
 """
 
 import jax
@@ -43,15 +45,17 @@ class MaskedConv2d(nnx.Module):
   """A 'SAME' convolution whose kernel is multiplied by a fixed causal mask."""
 
   def __init__(self, in_features: int, out_features: int, kernel: int, mask_type: str, channels: int, *,
-               rngs: nnx.Rngs):
-    self.conv = nnx.Conv(in_features, out_features, (kernel, kernel), padding="SAME", rngs=rngs)
+               dtype=jnp.float32, rngs: nnx.Rngs):
+    self.conv = nnx.Conv(in_features, out_features, (kernel, kernel), padding="SAME", dtype=dtype, rngs=rngs)
     self.shape = (kernel, in_features, out_features, channels, mask_type)  # the mask, made at trace time
+    self.dtype = dtype
 
   def __call__(self, x):
     kernel, in_features, out_features, channels, mask_type = self.shape
     kernel = self.conv.kernel[...] * causal_mask((kernel, kernel), in_features, out_features, channels, mask_type)
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + self.conv.bias[...]
+    y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + self.conv.bias[...].astype(self.dtype)
 
 
 def shift_down(x):
@@ -73,14 +77,15 @@ class GatedBlock(nnx.Module):
   """
 
   def __init__(self, in_features: int, features: int, kernel: int, first: bool, num_classes: int = 0, *,
-               rngs: nnx.Rngs):
+               dtype=jnp.float32, rngs: nnx.Rngs):
     self.k, self.first = kernel, first
     half = kernel // 2
-    self.vertical = nnx.Conv(in_features, 2 * features, (half + 1, kernel), padding="VALID", rngs=rngs)
-    self.horizontal = nnx.Conv(in_features, 2 * features, (1, half + 1), padding="VALID", rngs=rngs)
-    self.v_to_h = nnx.Conv(2 * features, 2 * features, (1, 1), rngs=rngs)
-    self.h_out = nnx.Conv(features, features, (1, 1), rngs=rngs)
-    self.label_bias = nnx.Embed(num_classes, 2 * features, rngs=rngs) if num_classes else None
+    conv = dict(dtype=dtype, rngs=rngs)
+    self.vertical = nnx.Conv(in_features, 2 * features, (half + 1, kernel), padding="VALID", **conv)
+    self.horizontal = nnx.Conv(in_features, 2 * features, (1, half + 1), padding="VALID", **conv)
+    self.v_to_h = nnx.Conv(2 * features, 2 * features, (1, 1), **conv)
+    self.h_out = nnx.Conv(features, features, (1, 1), **conv)
+    self.label_bias = nnx.Embed(num_classes, 2 * features, dtype=dtype, rngs=rngs) if num_classes else None
 
   def __call__(self, v, h, label=None):
     half = self.k // 2

@@ -3,11 +3,14 @@
 
 Each head turns the network's output features at every position into log p(x_i | x_<i) of the observed
 pixel, and draws a pixel from them. Pixels are integer levels 0..255 (categorical, logistic mixture) or
-{0, 1} (Bernoulli).
+{0, 1} (Bernoulli). The heads compute in float32 whatever dtype the network's outputs come in: a softmax over
+256 levels or a sum over 784 pixels in bfloat16 would lose digits (jgen.nn.precision).
 """
 
 import jax
 import jax.numpy as jnp
+
+from jgen.nn.precision import to_float32
 
 HEADS = ("categorical256", "logistic_mixture", "bernoulli")
 LEVELS = 256
@@ -52,7 +55,7 @@ def logistic_mixture_log_probs(params, levels):
 
 def log_prob(head: str, out, x) -> jax.Array:
   """log p of every example [B] in nats: out [B, H, W, P] the network's outputs, x [B, H, W, C] the pixels."""
-  channels = x.shape[-1]
+  channels, out = x.shape[-1], to_float32(out)
   if head == "categorical256":
     logits = out.reshape(out.shape[:-1] + (channels, LEVELS))
     per_pixel = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), x[..., None].astype(jnp.int32), -1)[..., 0]
@@ -65,6 +68,7 @@ def log_prob(head: str, out, x) -> jax.Array:
 
 def sample_channel(head: str, out, channel: int, channels: int, rng, temperature: float = 1.0) -> jax.Array:
   """One channel's value [B] at one position, given the outputs there [B, P] (levels, or {0, 1})."""
+  out = to_float32(out)
   if head == "categorical256":
     logits = out.reshape(out.shape[:-1] + (channels, LEVELS))[:, channel]
     return jax.random.categorical(rng, logits / temperature).astype(jnp.float32)

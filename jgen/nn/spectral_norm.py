@@ -52,9 +52,11 @@ class SpectralNormed(nnx.Module):
     self.u[...] = _power_step(self._matrix(), self.u[...])[1]
 
   def __call__(self, x):
-    # The layer is linear in its kernel: layer(x; W / sigma) = (layer(x; W) - b) / sigma + b.
-    bias = self.layer.bias[...]
-    return (self.layer(x) - bias) / self.sigma() + bias
+    # The layer is linear in its kernel: layer(x; W / sigma) = (layer(x; W) - b) / sigma + b, in the layer's
+    # compute dtype (sigma itself comes from the float32 weights).
+    y = self.layer(x)
+    bias = self.layer.bias[...].astype(y.dtype)
+    return (y - bias) / self.sigma().astype(y.dtype) + bias
 
 
 def maybe_normed(layer: nnx.Module, spectral_norm: bool, rngs: nnx.Rngs) -> nnx.Module:

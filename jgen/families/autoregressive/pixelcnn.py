@@ -4,7 +4,8 @@ The exact log-likelihood is one network pass; sampling is one jitted `lax.fori_l
 the channels within each), each step running the network on the image drawn so far and drawing the next
 value. model: head ("categorical256" | "logistic_mixture" | "bernoulli"), features, num_blocks (PixelCNN
 residual blocks / Gated PixelCNN layers), kernel (the gated layers'), components (logistic mixture),
-label_conditional (p(x | y): a learned per-class bias in every block), temperature (of sampling).
+label_conditional (p(x | y): a learned per-class bias in every block), temperature (of sampling), dtype
+(the networks' compute dtype, jgen.nn.precision; the heads score the outputs in float32).
 The likelihood is that of the 256-level pixels (bits/dim = nll / (D ln 2)), or, with the Bernoulli head, of
 binarized images (nats on the seeded binarization the VAE is scored on).
 """
@@ -17,24 +18,27 @@ from jgen.eval import likelihood
 from jgen.nn import pixel_heads as heads
 from jgen.family import Family
 from jgen.nn.masked import GatedBlock, MaskedConv2d
+from jgen.nn.precision import to_float32
 from jgen.registry import register
 
 
 class PixelCNNNet(nnx.Module):
   """A 7x7 mask-A convolution, residual blocks (1x1 -> 3x3 mask B -> 1x1), two 1x1 mask-B layers to the head."""
 
-  def __init__(self, channels, features, num_blocks, out_features, num_classes, *, rngs):
+  def __init__(self, channels, features, num_blocks, out_features, num_classes, *, dtype=jnp.float32, rngs):
     c, f = channels, features
-    self.first = MaskedConv2d(c, f, 7, "A", c, rngs=rngs)
-    self.blocks = nnx.List([nnx.List([MaskedConv2d(f, f // 2, 1, "B", c, rngs=rngs),
-                                      MaskedConv2d(f // 2, f // 2, 3, "B", c, rngs=rngs),
-                                      MaskedConv2d(f // 2, f, 1, "B", c, rngs=rngs)]) for _ in range(num_blocks)])
-    self.hidden = MaskedConv2d(f, f, 1, "B", c, rngs=rngs)
-    self.out = MaskedConv2d(f, out_features, 1, "B", c, rngs=rngs)
-    self.label_bias = nnx.Embed(num_classes, f, rngs=rngs) if num_classes else None
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.dtype = dtype
+    self.first = MaskedConv2d(c, f, 7, "A", c, **kw)
+    self.blocks = nnx.List([nnx.List([MaskedConv2d(f, f // 2, 1, "B", c, **kw),
+                                      MaskedConv2d(f // 2, f // 2, 3, "B", c, **kw),
+                                      MaskedConv2d(f // 2, f, 1, "B", c, **kw)]) for _ in range(num_blocks)])
+    self.hidden = MaskedConv2d(f, f, 1, "B", c, **kw)
+    self.out = MaskedConv2d(f, out_features, 1, "B", c, **kw)
+    self.label_bias = nnx.Embed(num_classes, f, **kw) if num_classes else None
 
   def __call__(self, x, label=None):
-    h = self.first(x)
+    h = self.first(x.astype(self.dtype))
     bias = self.label_bias(label)[:, None, None, :] if self.label_bias is not None and label is not None else 0.0
     for reduce, conv, expand in self.blocks:
       h = h + bias + expand(jax.nn.relu(conv(jax.nn.relu(reduce(jax.nn.relu(h))))))
@@ -44,16 +48,18 @@ class PixelCNNNet(nnx.Module):
 class GatedPixelCNNNet(nnx.Module):
   """Gated layers with vertical and horizontal stacks (no blind spot), then two 1x1 layers to the head."""
 
-  def __init__(self, channels, features, num_layers, kernel, out_features, num_classes, *, rngs):
+  def __init__(self, channels, features, num_layers, kernel, out_features, num_classes, *, dtype=jnp.float32,
+               rngs):
     if channels != 1:
       raise ValueError("the gated PixelCNN here models one image channel")
+    self.dtype = dtype
     self.layers = nnx.List([GatedBlock(channels if i == 0 else features, features, kernel, i == 0, num_classes,
-                                       rngs=rngs) for i in range(num_layers)])
-    self.hidden = nnx.Conv(features, features, (1, 1), rngs=rngs)
-    self.out = nnx.Conv(features, out_features, (1, 1), rngs=rngs)
+                                       dtype=dtype, rngs=rngs) for i in range(num_layers)])
+    self.hidden = nnx.Conv(features, features, (1, 1), dtype=dtype, rngs=rngs)
+    self.out = nnx.Conv(features, out_features, (1, 1), dtype=dtype, rngs=rngs)
 
   def __call__(self, x, label=None):
-    v, h = x, x
+    v = h = x.astype(self.dtype)
     for layer in self.layers:
       v, h = layer(v, h, label)
     return self.out(jax.nn.relu(self.hidden(jax.nn.relu(h))))
@@ -61,6 +67,7 @@ class GatedPixelCNNNet(nnx.Module):
 
 class _PixelCNN(Family):
   likelihood = "exact"
+  mixed_precision = True
   conditions = ("label",)
   sample_options = {"temperature": "model.temperature"}
   choices = {"head": heads.HEADS}
@@ -99,16 +106,20 @@ class _PixelCNN(Family):
   def _labels(self, labels):
     return labels if self.num_classes else None
 
+  def _outputs(self, model, targets, labels):
+    """The head's parameters at every position, float32 whatever the network computes in."""
+    return to_float32(model(self._inputs(targets), self._labels(labels)))
+
   # ---- training and likelihood ---------------------------------------------------------------------------------
   def loss(self, model, batch, rng):
     targets = self._targets(self.prepare_data(batch["x"], rng))
-    nll = -heads.log_prob(self.head, model(self._inputs(targets), self._labels(batch["label"])), targets)
+    nll = -heads.log_prob(self.head, self._outputs(model, targets, batch["label"]), targets)
     bpd = nll / (self.spec.dims * jnp.log(2.0))
     return jnp.mean(nll), {"nll": jnp.mean(nll), "bits_per_dim": jnp.mean(bpd)}
 
   def log_density(self, state, x, rng, labels=None):
     targets = self._targets(x)
-    return heads.log_prob(self.head, self.network(state)(self._inputs(targets), self._labels(labels)), targets)
+    return heads.log_prob(self.head, self._outputs(self.network(state), targets, labels), targets)
 
   def eval_step(self, state, batch, rng):
     nll = -self.log_density(state, self.prepare_data(batch["x"], rng), rng, batch["label"])
@@ -139,7 +150,7 @@ class _PixelCNN(Family):
     def draw(i, x):
       pos, channel = i // c, i % c
       row, col = pos // w, pos % w
-      out = model(self._inputs(x), label)
+      out = to_float32(model(self._inputs(x), label))
       value = heads.sample_channel(self.head, out[:, row, col], channel, c, jax.random.fold_in(rng, i), temperature)
       return x.at[:, row, col, channel].set(value)
 
@@ -159,7 +170,7 @@ class PixelCNN(_PixelCNN):
   def make_networks(self, rngs):
     m = self.config.model
     return {"model": PixelCNNNet(self.spec.shape[-1], m.features, m.num_blocks, self.num_outputs, self.num_classes,
-                                 rngs=rngs)}
+                                 dtype=self.compute_dtype, rngs=rngs)}
 
 
 @register("pixelcnn.gated", family="autoregressive")
@@ -179,4 +190,4 @@ class GatedPixelCNN(_PixelCNN):
   def make_networks(self, rngs):
     m = self.config.model
     return {"model": GatedPixelCNNNet(self.spec.shape[-1], m.features, m.num_blocks, m.kernel, self.num_outputs,
-                                      self.num_classes, rngs=rngs)}
+                                      self.num_classes, dtype=self.compute_dtype, rngs=rngs)}

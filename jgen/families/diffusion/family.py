@@ -7,9 +7,10 @@ sampling and of the bound), label_conditional (the dataset's labels), p_uncond
 (label dropout that trains the unconditional branch for guidance), guidance,
 sampler ("ddim" | "ddpm"), sample_steps, ddim_eta, bound_timesteps (the bound in
 `eval_step`: 0 = all T terms, k = an unbiased k-term estimate), log_prob_timesteps
-(the same for `log_prob`, which `jgen evaluate` reports; 0 by default),
-compute_dtype ("float32" | "bfloat16"), plus the network's own fields. The EMA of the
-weights (`optim.ema_decay`, 0.9999 by default) samples and evaluates.
+(the same for `log_prob`, which `jgen evaluate` reports; 0 by default), dtype
+("float32" | "bfloat16": the network's compute dtype, jgen.nn.precision), plus the
+network's own fields. The EMA of the weights (`optim.ema_decay`, 0.9999 by default)
+samples and evaluates.
 
 Images are scaled from [0, 1] to [-1, 1] on their 8-bit grid (Ho et al.); samples come
 back in [0, 1]. Points (toy data) are modelled as they are.
@@ -32,10 +33,11 @@ class DDPM(Family):
   """Shared logic; subclasses pick the network."""
 
   likelihood = "lower_bound"
+  mixed_precision = True
   sample_options = {"sampler": "model.sampler", "steps": "model.sample_steps", "eta": "model.ddim_eta"}
 
   choices = {"prediction": ("eps", "v"), "sampler": ("ddim", "ddpm"), "schedule": ("linear", "cosine"),
-             "variance": ("small", "large"), "compute_dtype": ("float32", "bfloat16")}
+             "variance": ("small", "large")}
 
   @classmethod
   def check_model(cls, model):
@@ -53,7 +55,7 @@ class DDPM(Family):
     d = super().defaults()
     d.model.update(schedule="linear", num_steps=1000, prediction="eps", variance="small", clip_x0=True,
                    label_conditional=False, p_uncond=0.0, guidance=1.0, sampler="ddim", sample_steps=50,
-                   ddim_eta=0.0, bound_timesteps=0, log_prob_timesteps=0, compute_dtype="float32")
+                   ddim_eta=0.0, bound_timesteps=0, log_prob_timesteps=0)
     d.optim.update(grad_clip=1.0, ema_decay=0.9999)
     return d
 
@@ -66,7 +68,6 @@ class DDPM(Family):
     if m.label_conditional and not spec.num_classes:
       raise ValueError("model.label_conditional needs a dataset with labels")
     self.conditions = ("label", "guidance") if self.num_classes else ()
-    self.compute_dtype = jnp.dtype(m.compute_dtype)
     self.clip = (-1.0, 1.0) if self.images and m.clip_x0 else None
     # Time enters the network on a 0..1000 scale whatever T is.
     self.time_scale = 1000.0 / self.sched.num_steps

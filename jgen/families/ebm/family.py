@@ -20,7 +20,8 @@ alpha (0.1), data_noise (0.005, Gaussian noise on the positives), buffer_size (8
 reinit_prob (0.05), langevin_steps (60), step_size (10), noise (0.005), grad_clip (0.03 per
 coordinate), data_range ((-1, 1): images are mapped from [0, 1] onto it; for points the box
 Langevin clamps to), sample_steps and sample_init ("noise" | "buffer") of `sample`,
-quadrature_resolution (the 2-D grid). Adam with lr 1e-4, b1 = 0 (the book's).
+quadrature_resolution (the 2-D grid), dtype (the energy network's compute dtype, jgen.nn.precision: the
+energies, the loss, Langevin's chains and the buffer stay float32). Adam with lr 1e-4, b1 = 0 (the book's).
 """
 
 import jax
@@ -39,6 +40,7 @@ BUFFER = "replay"
 
 @register("ebm.langevin", family="energy-based")
 class LangevinEBM(Family):
+  mixed_precision = True
   data_sharded_buffers = (BUFFER,)
   choices = {"sample_init": ("noise", "buffer")}
   sample_options = {"steps": "model.sample_steps", "init": "model.sample_init"}
@@ -97,8 +99,10 @@ class LangevinEBM(Family):
   def make_networks(self, rngs):
     m = self.config.model
     if self.spec.is_image:
-      return {"model": ConvEnergy(self.spec.shape, tuple(m.channels), m.hidden, m.spectral_norm, rngs=rngs)}
-    return {"model": MLPEnergy(self.spec.dims, m.hidden, m.depth, m.spectral_norm, rngs=rngs)}
+      return {"model": ConvEnergy(self.spec.shape, tuple(m.channels), m.hidden, m.spectral_norm,
+                                  dtype=self.compute_dtype, rngs=rngs)}
+    return {"model": MLPEnergy(self.spec.dims, m.hidden, m.depth, m.spectral_norm, dtype=self.compute_dtype,
+                               rngs=rngs)}
 
   def to_model_space(self, x):
     """Images [0, 1] -> data_range; points as they are."""

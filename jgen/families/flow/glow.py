@@ -36,7 +36,8 @@ class Glow(FlowFamily):
   def build_levels(self, rngs):
     m = self.config.model
     coupling = functools.partial(Coupling, mask="channel", parity=0, kind=m.coupling, scale=m.scale,
-                                 features=m.features, num_blocks=m.num_blocks, rngs=rngs)
+                                 features=m.features, num_blocks=m.num_blocks, dtype=self.net_dtype,
+                                 rngs=rngs)
     seeds = iter(range(10**6))  # each 1x1 convolution starts from its own random rotation
 
     def steps(shape):

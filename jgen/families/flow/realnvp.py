@@ -38,7 +38,7 @@ class RealNVP(FlowFamily):
   def build_levels(self, rngs):
     m = self.config.model
     coupling = functools.partial(Coupling, kind=m.coupling, scale=m.scale, features=m.features,
-                                 num_blocks=m.num_blocks, rngs=rngs)
+                                 num_blocks=m.num_blocks, dtype=self.net_dtype, rngs=rngs)
 
     def couplings(shape, mask, count):
       return [layer for i in range(count)

@@ -11,6 +11,9 @@ cache, both built here and never stored in the train state), keeps the prompt's
 token while inside the prompt and draws the next one after it. With
 `cached=False` every step recomputes the full forward pass over the tokens so
 far instead: the same distribution, the reference the cache is tested against.
+
+`model.dtype` (jgen.nn.precision) is the networks' compute dtype; the log-softmax and the likelihood are
+float32.
 """
 
 import math
@@ -20,10 +23,12 @@ import jax.numpy as jnp
 
 from jgen.families.sequence import sampling
 from jgen.family import Family
+from jgen.nn.precision import to_float32
 
 
 class SequenceFamily(Family):
   likelihood = "exact"
+  mixed_precision = True
   main_metric = "bits_per_char"
   conditions = ("prompt",)
   sample_options = {"temperature": "model.temperature", "top_k": "model.top_k", "top_p": "model.top_p",
@@ -69,7 +74,7 @@ class SequenceFamily(Family):
 
   def token_nll(self, model, x):
     """-log p(x_t | x_<t) in nats, [B, T]."""
-    logits = model(self.shifted(x)).astype(jnp.float32)
+    logits = to_float32(model(self.shifted(x)))
     return -jnp.take_along_axis(jax.nn.log_softmax(logits), x[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
   def loss(self, model, batch, rng):
@@ -107,7 +112,7 @@ class SequenceFamily(Family):
     def body(t, loop_state):
       tokens, carry = loop_state
       logits, carry = next_logits(t, tokens, carry)
-      drawn = sampling.draw(jax.random.fold_in(rng, t), logits, m.temperature, m.top_k, m.top_p)
+      drawn = sampling.draw(jax.random.fold_in(rng, t), to_float32(logits), m.temperature, m.top_k, m.top_p)
       return tokens.at[:, t].set(jnp.where(t < p, tokens[:, t], drawn)), carry
 
     carry = self.start(model, n, length) if cached else ()

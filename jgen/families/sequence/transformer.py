@@ -7,7 +7,9 @@ Sampling keeps a KV cache [n, length, heads, head_dim] per layer, built inside
 `sample`: each step writes the new token's key and value at its position and
 attends over the cache, masked to the positions written so far. Rotary positions
 need no table, so sampling may run past the training window (the model has not
-seen such distances, so quality falls there).
+seen such distances, so quality falls there). In bfloat16 (`model.dtype`) every
+matmul, the residual stream and the KV cache are bfloat16; LayerNorm statistics,
+rotary angles and the attention softmax are float32.
 """
 
 import jax
@@ -32,14 +34,15 @@ def rotary(x, positions):
 
 class Block(nnx.Module):
 
-  def __init__(self, dim, heads, mlp_ratio, *, rngs):
+  def __init__(self, dim, heads, mlp_ratio, *, dtype=jnp.float32, rngs):
     self.heads = heads
-    self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
-    self.qkv = nnx.Linear(dim, 3 * dim, use_bias=False, rngs=rngs)
-    self.proj = nnx.Linear(dim, dim, rngs=rngs)
-    self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
-    self.fc1 = nnx.Linear(dim, mlp_ratio * dim, rngs=rngs)
-    self.fc2 = nnx.Linear(mlp_ratio * dim, dim, rngs=rngs)
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.norm1 = nnx.LayerNorm(dim, **kw)
+    self.qkv = nnx.Linear(dim, 3 * dim, use_bias=False, **kw)
+    self.proj = nnx.Linear(dim, dim, **kw)
+    self.norm2 = nnx.LayerNorm(dim, **kw)
+    self.fc1 = nnx.Linear(dim, mlp_ratio * dim, **kw)
+    self.fc2 = nnx.Linear(mlp_ratio * dim, dim, **kw)
 
   def _qkv(self, h, positions):
     b, t, d = h.shape
@@ -65,18 +68,20 @@ class Block(nnx.Module):
 
 class TransformerNet(nnx.Module):
 
-  def __init__(self, vocab_size, dim, heads, num_layers, mlp_ratio, tie_embeddings, *, rngs):
+  def __init__(self, vocab_size, dim, heads, num_layers, mlp_ratio, tie_embeddings, *, dtype=jnp.float32, rngs):
     self.vocab_size = vocab_size
-    self.embed = nnx.Embed(vocab_size + 1, dim, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
-    self.blocks = nnx.List([Block(dim, heads, mlp_ratio, rngs=rngs) for _ in range(num_layers)])
-    self.norm = nnx.LayerNorm(dim, rngs=rngs)
-    self.head = None if tie_embeddings else nnx.Linear(dim, vocab_size, rngs=rngs)
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.embed = nnx.Embed(vocab_size + 1, dim, embedding_init=nnx.initializers.normal(0.02), **kw)
+    self.blocks = nnx.List([Block(dim, heads, mlp_ratio, **kw) for _ in range(num_layers)])
+    self.norm = nnx.LayerNorm(dim, **kw)
+    self.head = None if tie_embeddings else nnx.Linear(dim, vocab_size, **kw)
 
   def _logits(self, h):
     h = self.norm(h)
     if self.head is not None:
       return self.head(h)
-    return h @ self.embed.embedding[...][:self.vocab_size].T  # the begin-of-sequence row is input-only
+    # The begin-of-sequence row is input-only; the float32 table is cast to the compute dtype like a layer's.
+    return h @ self.embed.embedding[...][:self.vocab_size].T.astype(h.dtype)
 
   def __call__(self, tokens):
     h = self.embed(tokens)
@@ -113,11 +118,11 @@ class SeqTransformer(SequenceFamily):
   def make_networks(self, rngs):
     m = self.config.model
     return {"model": TransformerNet(self.vocab_size, m.embed_dim, m.num_heads, m.num_layers, m.mlp_ratio,
-                                    m.tie_embeddings, rngs=rngs)}
+                                    m.tie_embeddings, dtype=self.compute_dtype, rngs=rngs)}
 
   def start(self, model, n, length):
     m = self.config.model
-    zeros = jnp.zeros((n, length, m.num_heads, m.embed_dim // m.num_heads), jnp.float32)
+    zeros = jnp.zeros((n, length, m.num_heads, m.embed_dim // m.num_heads), self.compute_dtype)
     return tuple((zeros, zeros) for _ in range(m.num_layers))
 
   def step(self, model, carry, token, t):

@@ -6,6 +6,8 @@ split in two: the channels of an image, the coordinates of a vector; parity pick
 Kinds: "affine" (z = x * s + t) or "additive" (z = x + t, volume preserving: NICE). Scales, kept stable:
 "sigmoid" (s = sigmoid(h + 2), in (0, 1): can only shrink, starts near 0.88; Glow) or "tanh"
 (log s = a * tanh(h) with a learned per-channel a starting at 1: starts at s = 1; RealNVP).
+`dtype` is the conditioner network's compute dtype (jgen.nn.precision; None: the inputs'); its outputs, the
+affine map and the log-determinant are in the flow's own dtype (float32).
 """
 
 import jax
@@ -32,7 +34,7 @@ class Coupling(Bijector):
   network also reads (the variational dequantizer's pixels)."""
 
   def __init__(self, shape, mask: str, parity: int, *, kind: str = "affine", scale: str = "sigmoid",
-               features: int = 64, num_blocks: int = 1, ctx_channels: int = 0, rngs: nnx.Rngs):
+               features: int = 64, num_blocks: int = 1, ctx_channels: int = 0, dtype=None, rngs: nnx.Rngs):
     if mask not in MASKS or kind not in KINDS or scale not in SCALES:
       raise ValueError(f"coupling mask/kind/scale {mask}/{kind}/{scale}: use {MASKS}, {KINDS}, {SCALES}")
     shape = tuple(shape)
@@ -51,7 +53,7 @@ class Coupling(Bijector):
       n_in, n_out = kept + ctx_channels, channels - kept
     width = 2 * n_out if kind == "affine" else n_out
     net = ConvNet if len(shape) == 3 else MLP
-    self.net = net(n_in, width, features, num_blocks, rngs=rngs)
+    self.net = net(n_in, width, features, num_blocks, dtype=dtype, rngs=rngs)
     self.tanh_scale = nnx.Param(jnp.ones((n_out,))) if kind == "affine" and scale == "tanh" else None
 
   def _log_scale_shift(self, out):

@@ -27,12 +27,13 @@ def uniform(x, rng):
 
 class VariationalDequantizer(nnx.Module):
   """q(u | k) for images [H, W, C]: checkerboard couplings on Gaussian noise, each reading features of the
-  pixels, then a sigmoid onto (0, 1)."""
+  pixels, then a sigmoid onto (0, 1). `dtype` is the couplings' networks' compute dtype (jgen.nn.precision)."""
 
-  def __init__(self, shape, num_steps: int, features: int, *, rngs: nnx.Rngs):
+  def __init__(self, shape, num_steps: int, features: int, *, dtype=None, rngs: nnx.Rngs):
     self.context = nnx.Conv(shape[-1], features, (3, 3), rngs=rngs)
     self.flow = Chain([Coupling(shape, "checkerboard", i, kind="affine", scale="tanh", features=features,
-                                num_blocks=1, ctx_channels=features, rngs=rngs) for i in range(num_steps)])
+                                num_blocks=1, ctx_channels=features, dtype=dtype, rngs=rngs)
+                       for i in range(num_steps)])
 
   def _context(self, levels):
     return jax.nn.relu(self.context(2.0 * levels / (LEVELS - 1) - 1.0))
