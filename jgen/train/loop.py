@@ -232,7 +232,7 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     log_every, eval_every, ckpt_every = config.train.log_every, config.train.eval_every, config.train.ckpt_every
     data_facts = {"batch_spec": checkpoint.batch_spec(first), "spec": runner.spec.to_json()}
     last = {}
-    first_bad = jnp.int32(0)
+    first_bad = jax.device_put(jnp.int32(0), runner.replicated)  # placed as the step returns it: one compile
     t0 = time.perf_counter()
     eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
 
