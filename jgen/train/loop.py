@@ -15,7 +15,9 @@ With `train.steps_per_call = s > 1` one jitted call runs s steps (a `lax.scan`
 over s stacked batches), so a small model is not bound by dispatching one call a
 step; a stretch shorter than s before a log, eval or checkpoint step (or the end)
 runs step by step, so every step those happen at is the same as with s = 1, and
-the batches, keys and results are those of s single steps.
+the batches, keys and results are those of s single steps. It is for accelerators,
+where a small model's step is shorter than its dispatch: XLA:CPU runs convolutions
+inside a loop several times slower than the same step alone (benchmarks/README.md).
 """
 
 import json
