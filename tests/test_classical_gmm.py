@@ -65,6 +65,55 @@ def test_em_matches_sklearn_from_the_same_start(cov_type):
   assert lls[-1] > lls[0]
 
 
+def _shaped_data(seed=0, n=1100, dim=37, k=3, offset=0.0):
+  """k clusters with random, poorly conditioned covariances, all shifted by `offset`."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(k, size=n)
+  centers = 0.3 * rng.normal(size=(k, dim))  # overlapping: responsibilities stay soft, the means move
+  mixing = rng.normal(size=(k, dim, dim)) / np.sqrt(dim)
+  return centers[labels] + np.einsum("nd,nde->ne", rng.normal(size=(n, dim)), mixing[labels]) + offset
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag", "spherical"])
+def test_fit_matches_sklearn_across_blocks_and_bands(cov_type):
+  # D = 37 spans three column bands of the full-covariance products; N = 1100 is two row blocks and a
+  # remainder. The fitted log-likelihood (and every parameter) must be sklearn's after the same iterations.
+  assert gmm.BAND_WIDTH < 37 < 3 * gmm.BAND_WIDTH and gmm.BLOCK_SIZE < 1100 < 3 * gmm.BLOCK_SIZE
+  x = _shaped_data()
+  start = gmm_fit.init_from_kmeans(jax.random.key(0), jnp.asarray(x), 3, cov_type, lloyd_iters=2)
+  # Early iterations, where the means still move, as well as near convergence.
+  for iters in (2, 25):
+    params, ll, n_iter = gmm_fit.fit_from(start, jnp.asarray(x), max_iter=iters, tol=0.0)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", ConvergenceWarning)
+      ref = _sklearn_from(start, cov_type, iters).fit(x)
+    assert int(n_iter) == ref.n_iter_ == iters
+    np.testing.assert_allclose(ll, ref.score(x), rtol=1e-10)
+    np.testing.assert_allclose(params.weights, ref.weights_, rtol=1e-8)
+    np.testing.assert_allclose(params.means, ref.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(params.covariances, ref.covariances_, rtol=1e-7, atol=1e-10)
+  # Block size changes only the order of the sums.
+  small, ll_small = gmm.em_step(params, jnp.asarray(x), block_size=64)
+  whole, ll_whole = gmm.em_step(params, jnp.asarray(x), block_size=4096)
+  np.testing.assert_allclose(ll_small, ll_whole, rtol=1e-12)
+  np.testing.assert_allclose(small.covariances, whole.covariances, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+def test_float32_fit_far_from_the_origin_keeps_its_accuracy(cov_type):
+  # Offset by 1000, float32 sums of x^2 about the origin lose every digit of a unit variance; the sums are
+  # taken near the component means, so the float32 fit reaches float64's log-likelihood.
+  x = _shaped_data(offset=1000.0)
+  start = gmm_fit.init_from_kmeans(jax.random.key(0), jnp.asarray(x), 3, cov_type, lloyd_iters=2)
+  start32 = jax.tree.map(lambda a: a.astype(jnp.float32), start)
+  _, ll32, _ = gmm_fit.fit_from(start32, jnp.asarray(x, jnp.float32), max_iter=20, tol=0.0)
+  assert ll32.dtype == jnp.float32
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    ref = _sklearn_from(start, cov_type, 20).fit(x)
+  np.testing.assert_allclose(float(ll32), ref.score(x), rtol=2e-5)
+
+
 def test_restarts_keep_the_best():
   x = jnp.asarray(_data(seed=1, k=5))
   best, best_ll, _ = gmm_fit.fit(jax.random.key(3), x, 5, "full", n_init=4, max_iter=60, tol=1e-6)

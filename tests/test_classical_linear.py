@@ -51,6 +51,30 @@ def test_ppca_log_likelihood_equals_sklearn_pca_score():
   np.testing.assert_allclose(float(ppca.mean_log_likelihood(params, mean, cov)) * n, theirs, rtol=1e-6)
 
 
+def test_moments_over_bands_and_blocks_equal_the_dense_covariance():
+  # D = 300 spans three column bands and N = 2500 two row blocks and a remainder.
+  assert lrg.GRAM_BAND < 300 < 3 * lrg.GRAM_BAND and lrg.GRAM_ROWS < 2500 < 3 * lrg.GRAM_ROWS
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2500, 300)) @ rng.normal(size=(300, 300)) / 10 + rng.normal(size=300)
+  mean, cov = lrg.moments(jnp.asarray(x))
+  np.testing.assert_allclose(mean, x.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(cov, np.cov(x.T, bias=True), rtol=1e-10, atol=1e-12)
+  assert np.array_equal(cov, cov.T)
+  # scikit-learn's exact PCA divides by N - 1.
+  fitted = ppca.closed_form(mean, cov, 5, ddof_correction=2500 / 2499)
+  ref = PCA(n_components=5, svd_solver="full").fit(x)
+  np.testing.assert_allclose(float(jnp.mean(ppca.log_prob(fitted, jnp.asarray(x)))), ref.score(x), rtol=1e-10)
+
+
+def test_float32_moments_far_from_the_origin_keep_their_accuracy():
+  # Offset by 1000, a float32 x^T x would lose every digit of a unit variance; each block is centred first.
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(3000, 40)) * rng.uniform(0.5, 2.0, 40) + 1000.0
+  _, cov = lrg.moments(jnp.asarray(x, jnp.float32))
+  assert cov.dtype == jnp.float32
+  np.testing.assert_allclose(cov, np.cov(x.T, bias=True), rtol=1e-3, atol=1e-3)
+
+
 @functools.partial(jax.jit, static_argnums=(3,))
 def _ppca_em(params, mean, cov, iters):
   def body(p, _):

@@ -1,11 +1,23 @@
 """Gaussian mixtures with full, diagonal or spherical covariances, fitted by EM.
 
 Parameters are (weights [K], means [K, D], covariances): [K, D, D] for "full",
-[K, D] for "diag", [K] for "spherical". The E-step works through the upper
-Cholesky factor of each precision, so the Mahalanobis distances of all
-components come from one [B, D] x [D, K*D] matrix product per block of rows,
-and the same pass accumulates the weighted sums the M-step needs. Covariances get
-`reg_covar` added to their diagonal, which keeps collapsing components finite.
+[K, D] for "diag", [K] for "spherical". Covariances get `reg_covar` added to
+their diagonal, which keeps collapsing components finite.
+
+EM runs one pass over the data per iteration (`sufficient_statistics`), in
+blocks of rows whose products stay in cache, so no [N, K, D] (or even [N, D])
+intermediate goes through memory:
+  * Rows are taken about a shift near the component means (`moment_shift`), so
+    float32 sums of squares do not cancel against large means.
+  * Diagonal / spherical: the E-step is two products, x @ (-2 mu / var)^T and
+    x^2 @ (1 / var)^T, for all components; the M-step two more, r^T x, r^T x^2.
+  * Full: the Mahalanobis distances are |(x - mu_k) U_k|^2 with U_k the upper
+    Cholesky factor of the precision. U_k is triangular, so its columns are
+    taken in bands of BAND_WIDTH: band J needs only the first e_J columns of x,
+    one product [B, e_J] x [e_J, K w_J] for all components. The second moments
+    are symmetric, so only their upper band rows are formed, one product per
+    band, with one factor centred at each component's current mean. The bands
+    skip a third of the dense work at D = 50, nearly half at large D.
 """
 
 import math
@@ -15,12 +27,24 @@ import jax
 import jax.numpy as jnp
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
+BAND_WIDTH = 16  # columns per band (full covariances): narrower skips more work but multiplies less efficiently
+BLOCK_SIZE = 512  # rows per block: its products stay in cache
 
 
 class GMMParams(NamedTuple):
   weights: jax.Array
   means: jax.Array
   covariances: jax.Array
+
+
+class Stats(NamedTuple):
+  """Responsibility-weighted sums about per-component points `center` [K, D]: N_k, sum r (x - c_k), and
+  sum r (x - c_k)(x - c_k)^T [K, D, D] ("full"), sum r (x - c_k)^2 [K, D] ("diag") or its sum over D [K].
+  Sums about a point near the component's mean keep float32 from cancelling (see `moment_shift`)."""
+  nk: jax.Array
+  sum_x: jax.Array
+  second: jax.Array
+  center: jax.Array
 
 
 def covariance_type(params) -> str:
@@ -37,32 +61,152 @@ def precision_cholesky(params):
   return jax.lax.rsqrt(cov)
 
 
-def component_log_probs(params, x):
-  """log N(x_n; mu_k, Sigma_k) as [N, K]."""
-  n, dim = x.shape
-  means = params.means
-  k = means.shape[0]
+def moment_shift(params):
+  """The point the sums are taken about: per feature, the component means weighted by weight / variance.
+
+  A float32 sum of r x^2 loses about eps (mu - shift)^2 / var of a component's variance to cancellation;
+  weighting by 1 / var puts the shift where the variances are smallest, so the components that need it
+  most see (almost) centred data.
+  """
+  cov = params.covariances
+  if cov.ndim == 3:
+    var = jnp.diagonal(cov, axis1=-2, axis2=-1)
+  else:
+    var = jnp.broadcast_to(cov.reshape(cov.shape[0], -1), params.means.shape)
+  w = params.weights[:, None] / var
+  return jnp.sum(w * params.means, axis=0) / jnp.sum(w, axis=0)
+
+
+def _bands(dim):
+  """Static column bands [(start, end)] covering 0..dim."""
+  edges = list(range(0, dim, BAND_WIDTH)) + [dim]
+  return list(zip(edges[:-1], edges[1:]))
+
+
+class _Terms(NamedTuple):
+  """What the E-step needs from the parameters, formed once per iteration."""
+  const: jax.Array  # [K]: log pi_k - D/2 log 2 pi + 1/2 log |Sigma_k^{-1}|
+  mats: tuple  # full: per band [e_J, K w_J]; otherwise coefficients of x [D, K'] and of x^2 [D, K'] or |x|^2 [K]
+  offsets: object  # full: per band [K w_J]; otherwise [K]
+
+
+def _terms(params, shift):
+  means = params.means - shift
+  k, dim = means.shape
   prec = precision_cholesky(params)
   if prec.ndim == 3:
-    y = (x @ jnp.transpose(prec, (1, 0, 2)).reshape(dim, k * dim)).reshape(n, k, dim)
-    y = y - jnp.einsum("kd,kde->ke", means, prec)[None]
-    maha = jnp.sum(jnp.square(y), axis=-1)
     half_logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=-2, axis2=-1)), axis=-1)
-  elif prec.ndim == 2:
-    p = jnp.square(prec)
-    maha = (jnp.square(x) @ p.T - 2.0 * x @ (means * p).T + jnp.sum(jnp.square(means) * p, axis=1)[None])
+    mu_u = jnp.einsum("kd,kde->ke", means, prec)
+    mats, offsets = [], []
+    for s, e in _bands(dim):
+      mats.append(jnp.transpose(prec[:, :e, s:e], (1, 0, 2)).reshape(e, k * (e - s)))
+      offsets.append(mu_u[:, s:e].reshape(k * (e - s)))
+    return _Terms(jnp.log(params.weights) - 0.5 * dim * math.log(2 * math.pi) + half_logdet, tuple(mats), offsets)
+  # maha = x^2 . p - 2 x . (mu p) + mu^2 . p; a product with few output columns runs faster with them
+  # padded to a multiple of 8.
+  p = jnp.square(prec)
+  pad = ((0, 0), (0, -k % 8))
+  if prec.ndim == 2:
     half_logdet = jnp.sum(jnp.log(prec), axis=-1)
+    mats = (jnp.pad((-2.0 * means * p).T, pad), jnp.pad(p.T, pad))
+    offsets = jnp.sum(jnp.square(means) * p, axis=1)
   else:
-    p = jnp.square(prec)
-    maha = (jnp.sum(jnp.square(x), axis=1)[:, None] - 2.0 * x @ means.T
-            + jnp.sum(jnp.square(means), axis=1)[None]) * p[None]
     half_logdet = dim * jnp.log(prec)
-  return -0.5 * (dim * math.log(2 * math.pi) + maha) + half_logdet[None]
+    mats = (jnp.pad((-2.0 * means * p[:, None]).T, pad), p)
+    offsets = jnp.sum(jnp.square(means), axis=1) * p
+  return _Terms(jnp.log(params.weights) - 0.5 * dim * math.log(2 * math.pi) + half_logdet, mats, offsets)
+
+
+def _squares(xs, cov_type):
+  """The second-order features of shifted rows: none (full), x^2 (diag), |x|^2 (spherical)."""
+  if cov_type == "diag":
+    return jnp.square(xs)
+  return jnp.sum(jnp.square(xs), axis=1) if cov_type == "spherical" else None
+
+
+def _joint(terms, xs, sq, cov_type):
+  """log pi_k + log N(x_n; mu_k, Sigma_k) as [B, K] from shifted rows and their `_squares`."""
+  n, k = xs.shape[0], terms.const.shape[0]
+  if cov_type == "full":
+    maha = 0.0
+    for m, c in zip(terms.mats, terms.offsets):
+      y = xs[:, :m.shape[0]] @ m - c
+      maha = maha + jnp.sum(jnp.square(y.reshape(n, k, -1)), axis=-1)
+  elif cov_type == "diag":
+    maha = (xs @ terms.mats[0] + sq @ terms.mats[1])[:, :k] + terms.offsets[None]
+  else:
+    maha = (xs @ terms.mats[0])[:, :k] + sq[:, None] * terms.mats[1][None] + terms.offsets[None]
+  return terms.const[None] - 0.5 * maha
+
+
+def _block_stats(xs, sq, resp, cov_type, dm=None):
+  """Weighted sums of shifted rows xs: (N_k, sum r xs, second moments about the shift), except for "full":
+  (N_k, per band sum r (xs - dm_k), per band sum r (xs - dm_k) xs^T) with dm [K, D] the component centres
+  less the shift. Centring one factor at the component keeps float32 products from cancelling; the other
+  stays shared by the components, so each band is still one product.
+  """
+  nk = jnp.sum(resp, axis=0)
+  if cov_type == "full":
+    n, k, dim = xs.shape[0], resp.shape[1], xs.shape[1]
+    # A column of ones makes each band's product also give sum r (x - dm) in its last row.
+    xs1 = jnp.concatenate([xs, jnp.ones((n, 1), xs.dtype)], axis=1)
+    sums, upper = [], []
+    for s, e in _bands(dim):
+      rx = (resp[:, :, None] * (xs[:, None, s:e] - dm[None, :, s:e])).reshape(n, k * (e - s))
+      # [D - s + 1, K w] runs faster than its transpose.
+      u = jax.lax.dot_general(xs1[:, s:], rx, (((0,), (0,)), ((), ())))
+      sums.append(u[-1].reshape(k, e - s))
+      upper.append(u[:-1])
+    return nk, sums, upper
+  # r^T x as dot_general: this orientation (no transpose of the rows) runs faster.
+  sum_x = jax.lax.dot_general(resp, xs, (((0,), (0,)), ((), ())))
+  if cov_type == "diag":
+    return nk, sum_x, jax.lax.dot_general(resp, sq, (((0,), (0,)), ((), ())))
+  return nk, sum_x, sq @ resp
+
+
+def _stats(block_stats, cov_type, shift, dm):
+  """Stats from summed `_block_stats`. Full: sum r (xs - dm) xs^T less sum r (xs - dm) dm^T is the second
+  moment about the centres; the band rows hold its whole upper triangle, mirrored for exact symmetry."""
+  nk, sum_x, second = block_stats
+  if cov_type != "full":
+    return Stats(nk, sum_x, second, jnp.broadcast_to(shift, sum_x.shape))
+  k, dim = dm.shape
+  full = jnp.zeros((k, dim, dim), dm.dtype)
+  for (s, e), u, r in zip(_bands(dim), second, sum_x):
+    u = jnp.transpose(u.reshape(dim - s, k, e - s), (1, 2, 0)) - r[:, :, None] * dm[:, None, s:]
+    full = full.at[:, s:e, s:].set(u)
+  second = jnp.triu(full) + jnp.swapaxes(jnp.triu(full, 1), 1, 2)
+  return Stats(nk, jnp.concatenate(sum_x, axis=1), second, dm + shift)
+
+
+def _fold_blocks(x, block_size, body, init):
+  """Folds `body(acc, rows)` over consecutive blocks of `block_size` rows, then over the remaining rows.
+
+  Blocks are sliced from x in place: padding x to a multiple of the block would copy all of it.
+  """
+  n = x.shape[0]
+  block_size = min(block_size, n)
+  full = n // block_size
+
+  def step(i, acc):
+    return body(acc, jax.lax.dynamic_slice_in_dim(x, i * block_size, block_size))
+
+  acc = jax.lax.fori_loop(0, full, step, init)
+  return body(acc, x[full * block_size:]) if n % block_size else acc
 
 
 def joint_log_probs(params, x):
   """log pi_k + log N(x_n; mu_k, Sigma_k) as [N, K]."""
-  return jnp.log(params.weights)[None] + component_log_probs(params, x)
+  cov_type = covariance_type(params)
+  shift = moment_shift(params)
+  xs = x - shift
+  return _joint(_terms(params, shift), xs, _squares(xs, cov_type), cov_type)
+
+
+def component_log_probs(params, x):
+  """log N(x_n; mu_k, Sigma_k) as [N, K]."""
+  return joint_log_probs(params, x) - jnp.log(params.weights)[None]
 
 
 def log_prob(params, x):
@@ -77,62 +221,77 @@ def e_step(params, x):
   return jnp.mean(norm), jnp.exp(joint - norm[:, None])
 
 
-def _weighted_stats(x, resp, cov_type):
-  """(N_k, sum_n r_nk x_n, second moments): sum r x x^T [K, D, D] for "full", sum r x^2 [K, D] otherwise."""
-  second = jnp.einsum("nk,nd,ne->kde", resp, x, x) if cov_type == "full" else resp.T @ jnp.square(x)
-  return jnp.sum(resp, axis=0), resp.T @ x, second
+def sufficient_statistics(params, x, block_size=BLOCK_SIZE):
+  """E-step and M-step statistics in one pass over x, block by block; returns (sum of log p(x_n), Stats).
 
-
-def sufficient_statistics(params, x, block_size=1024):
-  """E-step and M-step statistics in one pass over x, block by block.
-
-  Each block's responsibilities and outer products stay in cache instead of
-  [N, K, D] arrays going through memory. Returns (sum of log p(x_n), stats).
+  Each block's shifted rows, squares, responsibilities and products stay in cache: no [N, K, D] or
+  [N, D] intermediate goes through memory. Full covariances' sums are about the current means.
   """
-  n, dim = x.shape
-  blocks = -(-n // block_size)
-  pad = blocks * block_size - n
-  xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(blocks, block_size, dim)
-  mask = (jnp.arange(blocks * block_size) < n).astype(x.dtype).reshape(blocks, block_size)
   cov_type = covariance_type(params)
+  shift = moment_shift(params)
+  terms = _terms(params, shift)
+  dm = params.means - shift
 
-  def body(acc, block):
-    xc, m = block
-    joint = joint_log_probs(params, xc)
+  def block(rows):
+    xs = rows - shift
+    sq = _squares(xs, cov_type)
+    joint = _joint(terms, xs, sq, cov_type)
     norm = jax.nn.logsumexp(joint, axis=1)
-    resp = jnp.exp(joint - norm[:, None]) * m[:, None]
-    ll, stats = acc
-    new = _weighted_stats(xc, resp, cov_type)
-    return (ll + jnp.sum(norm * m), jax.tree.map(jnp.add, stats, new)), None
+    resp = jnp.exp(joint - norm[:, None])
+    return jnp.sum(norm), _block_stats(xs, sq, resp, cov_type, dm)
 
-  zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: _weighted_stats(xb[0], joint_log_probs(params, xb[0]),
-                                                                                cov_type)))
-  (ll, stats), _ = jax.lax.scan(body, (jnp.zeros((), x.dtype), zeros), (xb, mask))
-  return ll, stats
+  zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(block, x[:1]))
+  ll, sums = _fold_blocks(x, block_size, lambda acc, rows: jax.tree.map(jnp.add, acc, block(rows)), zeros)
+  return ll, _stats(sums, cov_type, shift, dm)
+
+
+def mean_log_likelihood(params, x, block_size=BLOCK_SIZE):
+  """Mean log p(x_n), block by block (no [N, K, D] intermediate)."""
+  cov_type = covariance_type(params)
+  shift = moment_shift(params)
+  terms = _terms(params, shift)
+
+  def body(acc, rows):
+    xs = rows - shift
+    return acc + jnp.sum(jax.nn.logsumexp(_joint(terms, xs, _squares(xs, cov_type), cov_type), axis=1))
+
+  return _fold_blocks(x, block_size, body, jnp.zeros((), x.dtype)) / x.shape[0]
 
 
 def m_step_from_stats(stats, cov_type, reg_covar=1e-6):
   """Maximum-likelihood weights, means and covariances from weighted sums."""
-  nk, sum_x, second = stats
+  nk, sum_x, second, center = stats
   dim = sum_x.shape[1]
   # A tiny floor keeps an empty component's mean finite.
   nk = nk + 10 * jnp.finfo(nk.dtype).eps
-  means = sum_x / nk[:, None]
+  offset = sum_x / nk[:, None]  # mean - center: small, so the products below do not cancel
   if cov_type == "full":
-    cov = second / nk[:, None, None] - means[:, :, None] * means[:, None, :]
-    cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2)) + reg_covar * jnp.eye(dim, dtype=means.dtype)
+    cov = second / nk[:, None, None] - offset[:, :, None] * offset[:, None, :]
+    cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2)) + reg_covar * jnp.eye(dim, dtype=offset.dtype)
+  elif cov_type == "diag":
+    cov = second / nk[:, None] - jnp.square(offset) + reg_covar
   else:
-    var = second / nk[:, None] - jnp.square(means) + reg_covar
-    cov = var if cov_type == "diag" else jnp.mean(var, axis=1)
-  return GMMParams(nk / jnp.sum(nk), means, cov)
+    cov = (second / nk - jnp.sum(jnp.square(offset), axis=1)) / dim + reg_covar
+  return GMMParams(nk / jnp.sum(nk), center + offset, cov)
+
+
+def weighted_stats(x, resp, cov_type):
+  """Stats of x under given responsibilities [N, K]; full covariances' sums are about the weighted means."""
+  shift = jnp.mean(x, axis=0)
+  xs = x - shift
+  dm = None
+  if cov_type == "full":
+    nk = jnp.sum(resp, axis=0)
+    dm = (resp.T @ xs) / (nk + 10 * jnp.finfo(nk.dtype).eps)[:, None]
+  return _stats(_block_stats(xs, _squares(xs, cov_type), resp, cov_type, dm), cov_type, shift, dm)
 
 
 def m_step(x, resp, cov_type, reg_covar=1e-6):
   """Maximum-likelihood weights, means and covariances given responsibilities [N, K]."""
-  return m_step_from_stats(_weighted_stats(x, resp, cov_type), cov_type, reg_covar)
+  return m_step_from_stats(weighted_stats(x, resp, cov_type), cov_type, reg_covar)
 
 
-def em_step(params, x, reg_covar=1e-6, block_size=1024):
+def em_step(params, x, reg_covar=1e-6, block_size=BLOCK_SIZE):
   """One EM iteration; returns the new parameters and the mean log-likelihood of the old ones."""
   ll, stats = sufficient_statistics(params, x, block_size)
   return m_step_from_stats(stats, covariance_type(params), reg_covar), ll / x.shape[0]

@@ -24,7 +24,8 @@ def init_from_kmeans(rng, x, k, cov_type, reg_covar=1e-6, lloyd_iters=10):
 def run_em(params, x, max_iter=100, tol=1e-3, reg_covar=1e-6):
   """EM from `params` until converged or `max_iter`; returns (params, mean log-likelihood, iterations).
 
-  The returned log-likelihood is that of the returned parameters.
+  The whole loop is one `while_loop` on the device: no host round trip per iteration. The returned
+  log-likelihood is that of the returned parameters.
   """
   def cond(carry):
     _, _, i, converged = carry
@@ -37,7 +38,7 @@ def run_em(params, x, max_iter=100, tol=1e-3, reg_covar=1e-6):
 
   init = (params, jnp.asarray(-jnp.inf, x.dtype), jnp.asarray(0), jnp.asarray(False))
   params, _, n_iter, _ = jax.lax.while_loop(cond, body, init)
-  return params, jnp.mean(gmm.log_prob(params, x)), n_iter
+  return params, gmm.mean_log_likelihood(params, x), n_iter
 
 
 @functools.partial(jax.jit, static_argnames=("k", "cov_type", "n_init", "lloyd_iters"))
