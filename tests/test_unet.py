@@ -136,3 +136,70 @@ def test_attention_is_identity_at_init_and_mixes_positions_after():
   y = x.at[:, 0, 0].add(1.0)
   diff = jnp.abs(apply(attn, y) - apply(attn, x)).sum(-1)
   assert bool(jnp.all(diff[:, 1:, :] > 0))
+
+
+def _stacked(unrolled, scanned, state):
+  """`state` (parameters or their gradients) of `unrolled` in the layout of `scanned`: each run of equal blocks
+  stacked on a leading axis."""
+  from jgen.nn.unet import BlockRun
+
+  for path in ("down", "up"):
+    for i, (src, dst) in enumerate(zip(getattr(unrolled, path), getattr(scanned, path))):
+      if isinstance(dst, BlockRun) and dst.scan:
+        blocks = state[path][i]["blocks"]
+        state[path][i]["blocks"] = jax.tree.map(lambda *x: jnp.stack(x), *[blocks[j] for j in range(dst.n)])
+  return state
+
+
+def _scan_pair():
+  """An unrolled U-Net with random weights and a `scan_blocks` one holding the same weights. Two levels of two
+  blocks make three runs of 2 (down at level 0, up at both levels, one with attention) and four single blocks."""
+  kw = dict(channels=8, channel_mults=(1, 2), num_res_blocks=2, attention_levels=(1,), num_heads=2, dropout=0.1,
+            num_classes=4)
+  unrolled = nnx.jit(lambda: UNet(1, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")), **kw))()
+  _randomize_zero_kernels(unrolled)
+  scanned = nnx.eval_shape(lambda: UNet(1, scan_blocks=True, rngs=nnx.Rngs(0), **kw))
+  assert [getattr(layer, "n", 0) for layer in (*scanned.down, *scanned.up)] == [2, 0, 1, 1, 2, 1, 0, 1, 2]
+  nnx.update(scanned, _stacked(unrolled, scanned, nnx.state(unrolled)))
+  return unrolled, scanned
+
+
+def test_scanned_blocks_compute_the_unrolled_function():
+  unrolled, scanned = _scan_pair()
+  count = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))
+  assert count(scanned) == count(unrolled)
+  assert len(jax.tree.leaves(nnx.state(scanned, nnx.Param))) < len(jax.tree.leaves(nnx.state(unrolled, nnx.Param)))
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+  t, label = jnp.array([3.0, 700.0]), jnp.array([1, 4])
+
+  def output_and_grads(model, key):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    @jax.jit
+    def f(params):
+      def loss(params):
+        out = nnx.merge(graphdef, params, rest)(x, t, label, rngs=None if key is None else nnx.Rngs(dropout=key))
+        return jnp.sum(out**2), out
+      return jax.grad(loss, has_aux=True)(params)
+
+    grads, out = f(params)
+    return out, grads
+
+  outs = []
+  for key in (None, jax.random.key(2)):  # deterministic, then with dropout: each block draws the same mask
+    out_u, grads_u = output_and_grads(unrolled, key)
+    out_s, grads_s = output_and_grads(scanned, key)
+    np.testing.assert_allclose(out_s, out_u, atol=1e-5, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4), grads_s,
+                 _stacked(unrolled, scanned, grads_u))
+    outs.append(out_s)
+  assert not np.allclose(outs[0], outs[1], atol=1e-4)  # dropout is on
+  # The bound and the samplers call the network inside jax.lax.scan, closing over its parameters.
+  graphdef, state = nnx.split(scanned)
+
+  @jax.jit
+  def inside_a_scan(state):
+    model = nnx.merge(graphdef, state)
+    return jax.lax.scan(lambda carry, _: (carry, model(x, t, label)), 0, length=1)[1][0]
+
+  np.testing.assert_allclose(inside_a_scan(state), outs[0], atol=1e-5, rtol=1e-5)

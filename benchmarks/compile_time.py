@@ -1,0 +1,152 @@
+"""Seconds from a config to its first train step: build, trace, lower, compile and run, stage by stage.
+
+  python benchmarks/compile_time.py configs/diffusion/ddpm_fashion_mnist.py:full \
+      configs/diffusion/ddpm_fashion_mnist.py:cpu [--set KEY=VALUE] [--eval] [--log-compiles]
+
+For each config, in a fresh process each (so no jit cache is shared between them), on random data of the
+dataset's shape: `build` is `loop.Runner(config)` plus `Runner.setup` (the family, its graphdefs and the
+abstract state); then, for the jitted init, the sharded train step and (with `--eval`) the eval step, as the
+loop builds them: `trace` (Python tracing to a jaxpr), `lower` (jaxpr to StableHLO), `compile` (XLA) and
+`run` (the first call, blocked on). "to first step" is the sum of build, init and step, what `jgen train`
+waits before its first step; the eval step is compiled lazily at the first evaluation and is not part of it.
+Each stage is given in wall seconds and, in parentheses, the process's CPU seconds (all threads): tracing and
+compiling are CPU-bound, so on a shared machine their CPU seconds are the steadier number (a run's are not:
+idle worker threads spin). `--log-compiles` prints every compilation jax makes (jax_log_compiles).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+STAGES = ("trace", "lower", "compile", "run")
+
+
+class _Clock:
+  """Wall and process CPU seconds (all threads) since the last lap: on a shared machine the CPU seconds of
+  tracing and compiling (single-threaded) say more than the wall clock."""
+
+  def __init__(self):
+    self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+  def lap(self) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = (wall - self.wall, cpu - self.cpu)
+    self.wall, self.cpu = wall, cpu
+    return out
+
+
+def _staged(fn, *args, options=None) -> tuple[dict, object, object]:
+  """Times each stage of a jitted function's first call; returns the (wall, cpu) timings, the outputs and the
+  compiled function (calling `fn` again would compile again: jit's cache does not see `lower().compile()`)."""
+  times, clock = {}, _Clock()
+  traced = fn.trace(*args)
+  times["trace"] = clock.lap()
+  lowered = traced.lower()
+  times["lower"] = clock.lap()
+  compiled = lowered.compile(options)
+  times["compile"] = clock.lap()
+  out = jax.block_until_ready(compiled(*args))
+  times["run"] = clock.lap()
+  times["total"] = tuple(sum(times[s][i] for s in STAGES) for i in range(2))
+  return times, out, compiled
+
+
+def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = False) -> dict:
+  from jgen import config as config_lib
+  from jgen.train import loop, sharding
+
+  clock = _Clock()
+  config = config_lib.load(spec, overrides)
+  runner = loop.Runner(config)
+  data = runner.spec
+  rng = np.random.default_rng(0)
+
+  def batch_of(n):
+    if data.dtype == "uint8":
+      x = rng.integers(0, 256, (n, *data.shape)).astype(np.uint8)
+    else:
+      x = rng.random((n, *data.shape), dtype=np.float32)
+    return {"x": x, "label": rng.integers(0, max(data.num_classes, 1), n).astype(np.int32)}
+
+  batch = batch_of(runner.batch_size * runner.k)
+  first = {k: v[:runner.batch_size] for k, v in batch.items()}
+  runner.setup(first)
+  result = {"config": spec, "build": clock.lap()}
+
+  init_key, init_options = runner.init_key, None
+  if fast_init:  # one RngBitGenerator op instead of a threefry hash per parameter; LLVM -O0 for code run once
+    init_key = jax.random.key(config.train.seed, impl="rbg")
+    init_options = {"xla_backend_optimization_level": 0}
+  result["init"], state, _ = _staged(runner.init, init_key, sharding.put_batch(first, runner.batch_sharding),
+                                  options=init_options)
+  # As the loop runs it: the divergence flag on the mesh, s > 1 steps per call as one scanned call.
+  flag = jax.device_put(jax.numpy.int32(0), runner.replicated)
+  per_call = runner.steps_per_call
+  placed = runner.put_call_batches([batch] * per_call) if per_call > 1 else runner.put_train_batch(batch)
+  result["step"], (state, _, flag), step = _staged(runner.multi_step if per_call > 1 else runner.step, state,
+                                                    placed, flag)
+  result["to_first_step"] = tuple(result["build"][i] + result["init"]["total"][i] + result["step"]["total"][i]
+                                  for i in range(2))
+  clock.lap()
+  state, _, flag = jax.block_until_ready(step(state, placed, flag))
+  result["next_step"] = clock.lap()  # the compiled step alone: what "run" costs beyond the compute
+  if evaluate:
+    eval_batch = sharding.put_batch(batch_of(runner.eval_batch_size), runner.batch_sharding)
+    mask = sharding.put_batch({"m": np.ones(runner.eval_batch_size, bool)}, runner.batch_sharding)["m"]
+    result["eval"], _, _ = _staged(runner.eval, state, eval_batch, mask, jax.numpy.int32(0))
+  result["params"] = int(runner.family.num_params(state))
+  result["devices"] = f"{len(jax.devices())}x {jax.devices()[0].device_kind}"
+  return result
+
+
+def _fmt(t):
+  return f"{t[0]:7.2f} ({t[1]:6.2f})"
+
+
+def report(r) -> str:
+  lines = [f"{r['config']}  ({r['devices']}, {r['params']:,} parameters); seconds wall (cpu)",
+           f"  {'':6s}" + "".join(f" {s:>16s}" for s in (*STAGES, "total")),
+           f"  {'build':6s} {'':67s} {_fmt(r['build'])}"]
+  for name in ("init", "step", "eval"):
+    if name in r:
+      lines.append(f"  {name:6s}" + "".join(f" {_fmt(r[name][s])}" for s in (*STAGES, "total")))
+  lines.append(f"  to first step (build + init + step): {_fmt(r['to_first_step'])}; the next step: "
+               f"{_fmt(r['next_step'])}")
+  return "\n".join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("configs", nargs="+")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="config override applied to every config, as in `jgen train --set`")
+  parser.add_argument("--eval", action="store_true", help="also trace, compile and run the eval step once")
+  parser.add_argument("--log-compiles", action="store_true", help="print every compilation (jax_log_compiles)")
+  parser.add_argument("--cache", metavar="DIR", help="jax's persistent compilation cache in DIR (run twice: the "
+                      "second run reads what the first wrote)")
+  parser.add_argument("--fast-init", action="store_true", help="the init as the loop could build it: an rbg key "
+                      "and XLA's backend optimisation level 0 (it runs once)")
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one config, in a fresh process
+  args = parser.parse_args()
+  if args.log_compiles:
+    jax.config.update("jax_log_compiles", True)
+  if args.cache:
+    jax.config.update("jax_compilation_cache_dir", args.cache)
+  if args.child:
+    print("RESULT " + json.dumps(measure(args.configs[0], args.set, args.eval, args.fast_init)))
+    return
+  for spec in args.configs:
+    cmd = [sys.executable, __file__, spec, "--child"] + [f"--set={s}" for s in args.set]
+    cmd += ["--eval"] * args.eval + ["--log-compiles"] * args.log_compiles + ["--fast-init"] * args.fast_init
+    cmd += [f"--cache={args.cache}"] if args.cache else []
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    print(report(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])), flush=True)
+
+
+if __name__ == "__main__":
+  main()
