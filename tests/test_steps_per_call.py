@@ -30,7 +30,9 @@ def _assert_same(a_dir, b_dir, key):
   pa, pb = _params(a_dir, STEPS), _params(b_dir, STEPS)
   assert len(pa) == len(pb) > 0
   for x, y in zip(pa, pb):
-    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    # atol 5e-6: XLA:CPU's Eigen convolutions (jgen/train/compile_options.py) round a scan body's convolutions
+    # differently from a single step's; the GAN's parameters after 12 steps differed by up to 1.2e-6.
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=5e-6)
 
 
 VAE = "configs/vae/conv_digits.py:smoke"

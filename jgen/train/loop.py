@@ -36,7 +36,7 @@ from jgen.data import pipeline, sources
 from jgen.data import spec as spec_lib
 from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
-from jgen.train import checkpoint, sampling, sharding, workdir_lock
+from jgen.train import checkpoint, compile_options, sampling, sharding, workdir_lock
 from jgen.train import workdir as workdir_lib
 from jgen.train.metrics import MetricWriter
 from jgen.train.progress import Progress
@@ -113,17 +113,20 @@ class Runner:
     init = lambda rng, b: self.family.init(rng, spec_lib.to_model_input(b))
     self.abstract_state = jax.eval_shape(init, self.init_key, batch)
     self.state_sharding = sharding.state_sharding(self.mesh, self.abstract_state, self.family)
-    self.init = jax.jit(init, in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.state_sharding)
+    platform = self.mesh.devices.flat[0].platform
+    step_opts = compile_options.step_options(platform)  # XLA:CPU: Eigen convolutions, not YNNPACK's
+    self.init = jax.jit(init, in_shardings=(self.replicated, self.batch_sharding), out_shardings=self.state_sharding,
+                        compiler_options=compile_options.init_options(platform))
     step_fn = _step_fn(self.family, self.train_key)
     outs = (self.state_sharding, self.replicated, self.replicated)
     self.step = jax.jit(step_fn, in_shardings=(self.state_sharding, self.train_batch_sharding, self.replicated),
-                        out_shardings=outs, donate_argnums=(0,))
+                        out_shardings=outs, donate_argnums=(0,), compiler_options=step_opts)
     self.multi_step = jax.jit(_multi_step_fn(step_fn),
                               in_shardings=(self.state_sharding, self.call_batch_sharding, self.replicated),
-                              out_shardings=outs, donate_argnums=(0,))
+                              out_shardings=outs, donate_argnums=(0,), compiler_options=step_opts)
     self.eval = jax.jit(_eval_fn(self.family, self.eval_key),
                         in_shardings=(self.state_sharding, self.batch_sharding, self.batch_sharding, self.replicated),
-                        out_shardings=self.replicated)
+                        out_shardings=self.replicated, compiler_options=step_opts)
     self.eval_keys = set(jax.eval_shape(lambda s, b: self.family.eval_step(s, spec_lib.to_model_input(b),
                                                                             self.eval_key),
                                         self.abstract_state, batch))

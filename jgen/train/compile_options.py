@@ -1,0 +1,45 @@
+"""XLA compiler options the loop gives its jitted functions, per platform.
+
+On XLA:CPU (jaxlib 0.10), measured on the DDPM U-Net `full` config (configs/diffusion/ddpm_fashion_mnist.py,
+batch 128, 867 GFLOP a step; 2 shared cores; benchmarks/compile_time.py):
+
+- the train and eval steps leave convolutions to XLA's Eigen kernels instead of YNNPACK fusions
+  (`xla_cpu_experimental_ynn_fusion_type`: YNNPACK keeps its dots). YNNPACK's weight-gradient convolutions
+  (a 28x28 window over the batch) ran at ~5 GFLOP/s: the step took 53-82 s with them, 22-31 s without, and
+  compiled no slower. Results differ from YNNPACK's in the last bits (a different summation order), the same
+  on every run and resume;
+- the init, which runs once, is compiled at LLVM level 1 (`xla_backend_optimization_level`): 19-24 s of
+  compiling became 13-14 s, with parameters bit-identical to level 2's (level 0 compiles in 8-9 s but moves
+  some parameters by one ulp, so it is not used).
+
+Other platforms get no options. An option already named in XLA_FLAGS is left to it: setting
+`--xla_cpu_experimental_ynn_fusion_type=` there to LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT and
+LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION (comma-separated) restores YNNPACK's convolutions.
+
+A second run (or resume) of the same config can skip compiling with jax's persistent compilation cache:
+`JAX_COMPILATION_CACHE_DIR=~/.cache/jgen-xla jgen train ...` (the options above are part of its key).
+"""
+
+import os
+
+# YNNPACK for dots only: convolutions go to Eigen.
+CPU_STEP = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# LLVM -O1 for code that runs once; bit-identical parameters to -O2, measured.
+CPU_INIT = {"xla_backend_optimization_level": 1}
+
+
+def _unset(options: dict) -> dict | None:
+  """`options` less those XLA_FLAGS already sets; None when nothing is left (jit's default)."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  left = {k: v for k, v in options.items() if f"--{k}=" not in flags}
+  return left or None
+
+
+def step_options(platform: str) -> dict | None:
+  """Compiler options for the train and eval steps on `platform` ("cpu", "gpu", "tpu")."""
+  return _unset(CPU_STEP) if platform == "cpu" else None
+
+
+def init_options(platform: str) -> dict | None:
+  """Compiler options for the jitted init (run once) on `platform`."""
+  return _unset(CPU_INIT) if platform == "cpu" else None
