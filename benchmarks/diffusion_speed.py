@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from jgen import config as config_lib  # noqa: E402
 from jgen import registry  # noqa: E402
 from jgen.data import sources  # noqa: E402
+from jgen.train import compile_options  # noqa: E402
 
 # Dense (no sparsity) bfloat16 tensor-core peaks in TFLOP/s, by `device_kind` prefix.
 BF16_PEAK_TFLOPS = {
@@ -98,7 +99,10 @@ def main():
             "params": int(family.num_params(state)), "batch": batch_size}
 
   t0 = time.perf_counter()
-  step = jax.jit(family.train_step, donate_argnums=0).lower(state, batch, jax.random.key(1)).compile()
+  # The loop's compiler options for its train step (on XLA:CPU: Eigen convolutions, not YNNPACK's).
+  options = compile_options.step_options(jax.default_backend())
+  step = jax.jit(family.train_step, donate_argnums=0, compiler_options=options)
+  step = step.lower(state, batch, jax.random.key(1)).compile()
   result["train_compile_s"] = time.perf_counter() - t0
   flops = flops_of(step)
   state, metrics = step(state, batch, jax.random.key(1))  # warm-up
