@@ -53,9 +53,9 @@ def test_step_convolutions_leave_ynnpack():
   hlo = runner.step.lower(state, placed, flag).compile().as_text()
   assert "convolution(" in hlo
   assert _ynn_convolutions(hlo) == 0
-  # Without the options, this jaxlib hands them to YNNPACK: the check above can see the difference.
+  # Without the options, jaxlib 0.10 hands them to YNNPACK: the check above can see the difference.
   plain = jax.jit(loop._step_fn(runner.family, runner.train_key)).lower(state, placed, flag).compile().as_text()
-  assert _ynn_convolutions(plain) > 0
+  assert _ynn_convolutions(plain) > 0 or jax.__version_info__ >= (0, 11)
 
 
 def test_init_options_keep_parameters_bit_identical():
@@ -72,6 +72,10 @@ def test_init_options_keep_parameters_bit_identical():
 def test_init_options_reach_the_compile(monkeypatch):
   monkeypatch.setenv("XLA_FLAGS", "")
   monkeypatch.setattr(compile_options, "CPU_INIT", {"xla_backend_optimization_level": "not-a-level"})
+  # An option this jaxlib rejects is dropped (the loop then compiles with XLA's defaults) ...
+  assert compile_options.init_options("cpu") is None
+  # ... and one that gets past the check reaches the init's compile.
+  monkeypatch.setattr(compile_options, "_for_cpu", compile_options._unset)
   runner, batch = _runner()
   with pytest.raises(Exception, match="xla_backend_optimization_level"):
     runner.init(runner.init_key, sharding.put_batch(batch, runner.batch_sharding))

@@ -20,7 +20,11 @@ A second run (or resume) of the same config can skip compiling with jax's persis
 `JAX_COMPILATION_CACHE_DIR=~/.cache/jgen-xla jgen train ...` (the options above are part of its key).
 """
 
+import functools
 import os
+
+import jax
+import jax.numpy as jnp
 
 # YNNPACK for dots only: convolutions go to Eigen.
 CPU_STEP = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
@@ -35,11 +39,28 @@ def _unset(options: dict) -> dict | None:
   return left or None
 
 
+@functools.cache
+def _accepted(options: tuple) -> bool:
+  """Whether this jaxlib's XLA:CPU compiles with `options`: the YNNPACK option is experimental, and a jaxlib
+  that drops it should train with its defaults rather than fail every compile."""
+  try:
+    x = jax.device_put(jnp.zeros((), jnp.float32), jax.devices("cpu")[0])
+    jax.jit(lambda x: x + 1).lower(x).compile(dict(options))
+    return True
+  except Exception:  # noqa: BLE001 (XLA reports an unknown option or value in several exception types)
+    return False
+
+
+def _for_cpu(options: dict) -> dict | None:
+  left = _unset(options)
+  return left if left and _accepted(tuple(sorted(left.items()))) else None
+
+
 def step_options(platform: str) -> dict | None:
   """Compiler options for the train and eval steps on `platform` ("cpu", "gpu", "tpu")."""
-  return _unset(CPU_STEP) if platform == "cpu" else None
+  return _for_cpu(CPU_STEP) if platform == "cpu" else None
 
 
 def init_options(platform: str) -> dict | None:
   """Compiler options for the jitted init (run once) on `platform`."""
-  return _unset(CPU_INIT) if platform == "cpu" else None
+  return _for_cpu(CPU_INIT) if platform == "cpu" else None
