@@ -26,6 +26,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jgen.families.classical import blocked
+
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 BAND_WIDTH = 16  # columns per band (full covariances): narrower skips more work but multiplies less efficiently
 BLOCK_SIZE = 512  # rows per block: its products stay in cache
@@ -77,12 +79,6 @@ def moment_shift(params):
   return jnp.sum(w * params.means, axis=0) / jnp.sum(w, axis=0)
 
 
-def _bands(dim):
-  """Static column bands [(start, end)] covering 0..dim."""
-  edges = list(range(0, dim, BAND_WIDTH)) + [dim]
-  return list(zip(edges[:-1], edges[1:]))
-
-
 class _Terms(NamedTuple):
   """What the E-step needs from the parameters, formed once per iteration."""
   const: jax.Array  # [K]: log pi_k - D/2 log 2 pi + 1/2 log |Sigma_k^{-1}|
@@ -98,7 +94,7 @@ def _terms(params, shift):
     half_logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=-2, axis2=-1)), axis=-1)
     mu_u = jnp.einsum("kd,kde->ke", means, prec)
     mats, offsets = [], []
-    for s, e in _bands(dim):
+    for s, e in blocked.bands(dim, BAND_WIDTH):
       mats.append(jnp.transpose(prec[:, :e, s:e], (1, 0, 2)).reshape(e, k * (e - s)))
       offsets.append(mu_u[:, s:e].reshape(k * (e - s)))
     return _Terms(jnp.log(params.weights) - 0.5 * dim * math.log(2 * math.pi) + half_logdet, tuple(mats), offsets)
@@ -151,7 +147,7 @@ def _block_stats(xs, sq, resp, cov_type, dm=None):
     # A column of ones makes each band's product also give sum r (x - dm) in its last row.
     xs1 = jnp.concatenate([xs, jnp.ones((n, 1), xs.dtype)], axis=1)
     sums, upper = [], []
-    for s, e in _bands(dim):
+    for s, e in blocked.bands(dim, BAND_WIDTH):
       rx = (resp[:, :, None] * (xs[:, None, s:e] - dm[None, :, s:e])).reshape(n, k * (e - s))
       # [D - s + 1, K w] runs faster than its transpose.
       u = jax.lax.dot_general(xs1[:, s:], rx, (((0,), (0,)), ((), ())))
@@ -172,28 +168,10 @@ def _stats(block_stats, cov_type, shift, dm):
   if cov_type != "full":
     return Stats(nk, sum_x, second, jnp.broadcast_to(shift, sum_x.shape))
   k, dim = dm.shape
-  full = jnp.zeros((k, dim, dim), dm.dtype)
-  for (s, e), u, r in zip(_bands(dim), second, sum_x):
-    u = jnp.transpose(u.reshape(dim - s, k, e - s), (1, 2, 0)) - r[:, :, None] * dm[:, None, s:]
-    full = full.at[:, s:e, s:].set(u)
-  second = jnp.triu(full) + jnp.swapaxes(jnp.triu(full, 1), 1, 2)
+  rows = [jnp.transpose(u.reshape(dim - s, k, e - s), (1, 2, 0)) - r[:, :, None] * dm[:, None, s:]
+          for (s, e), u, r in zip(blocked.bands(dim, BAND_WIDTH), second, sum_x)]
+  second = blocked.symmetric_from_bands(rows, dim, BAND_WIDTH)
   return Stats(nk, jnp.concatenate(sum_x, axis=1), second, dm + shift)
-
-
-def _fold_blocks(x, block_size, body, init):
-  """Folds `body(acc, rows)` over consecutive blocks of `block_size` rows, then over the remaining rows.
-
-  Blocks are sliced from x in place: padding x to a multiple of the block would copy all of it.
-  """
-  n = x.shape[0]
-  block_size = min(block_size, n)
-  full = n // block_size
-
-  def step(i, acc):
-    return body(acc, jax.lax.dynamic_slice_in_dim(x, i * block_size, block_size))
-
-  acc = jax.lax.fori_loop(0, full, step, init)
-  return body(acc, x[full * block_size:]) if n % block_size else acc
 
 
 def joint_log_probs(params, x):
@@ -241,7 +219,7 @@ def sufficient_statistics(params, x, block_size=BLOCK_SIZE):
     return jnp.sum(norm), _block_stats(xs, sq, resp, cov_type, dm)
 
   zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(block, x[:1]))
-  ll, sums = _fold_blocks(x, block_size, lambda acc, rows: jax.tree.map(jnp.add, acc, block(rows)), zeros)
+  ll, sums = blocked.fold_rows(x, block_size, lambda acc, rows: jax.tree.map(jnp.add, acc, block(rows)), zeros)
   return ll, _stats(sums, cov_type, shift, dm)
 
 
@@ -255,7 +233,7 @@ def mean_log_likelihood(params, x, block_size=BLOCK_SIZE):
     xs = rows - shift
     return acc + jnp.sum(jax.nn.logsumexp(_joint(terms, xs, _squares(xs, cov_type), cov_type), axis=1))
 
-  return _fold_blocks(x, block_size, body, jnp.zeros((), x.dtype)) / x.shape[0]
+  return blocked.fold_rows(x, block_size, body, jnp.zeros((), x.dtype)) / x.shape[0]
 
 
 def m_step_from_stats(stats, cov_type, reg_covar=1e-6):

@@ -10,6 +10,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jgen.families.classical import blocked
+
 GRAM_BAND = 128  # columns per band of the covariance product
 GRAM_ROWS = 1024  # rows per block: centred in cache, never as a whole copy of x
 
@@ -94,21 +96,12 @@ def moments(x):
   """
   n, dim = x.shape
   mean = jnp.mean(x, axis=0)
-  edges = list(range(0, dim, GRAM_BAND)) + [dim]
-  bands = list(zip(edges[:-1], edges[1:]))
+  column_bands = blocked.bands(dim, GRAM_BAND)
 
   def add(acc, rows):
     d = rows - mean
-    return [a + jax.lax.dot_general(d[:, s:e], d[:, s:], (((0,), (0,)), ((), ()))) for a, (s, e) in zip(acc, bands)]
+    gram = lambda s, e: jax.lax.dot_general(d[:, s:e], d[:, s:], (((0,), (0,)), ((), ())))
+    return [a + gram(s, e) for a, (s, e) in zip(acc, column_bands)]
 
-  block = min(GRAM_ROWS, n)
-  full = n // block
-  acc = [jnp.zeros((e - s, dim - s), x.dtype) for s, e in bands]
-  acc = jax.lax.fori_loop(0, full, lambda i, a: add(a, jax.lax.dynamic_slice_in_dim(x, i * block, block)), acc)
-  if n % block:
-    acc = add(acc, x[full * block:])
-  upper = jnp.zeros((dim, dim), x.dtype)
-  for (s, e), a in zip(bands, acc):
-    upper = upper.at[s:e, s:].set(a)
-  # The band rows hold the whole upper triangle; mirroring it keeps the result exactly symmetric.
-  return mean, (jnp.triu(upper) + jnp.triu(upper, 1).T) / n
+  acc = blocked.fold_rows(x, GRAM_ROWS, add, [jnp.zeros((e - s, dim - s), x.dtype) for s, e in column_bands])
+  return mean, blocked.symmetric_from_bands(acc, dim, GRAM_BAND) / n
