@@ -3,9 +3,10 @@
 
 import math
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from jgen.nn.scaled_dot_product import attend
 
 
 def group_count(channels: int, max_groups: int = 32) -> int:
@@ -29,7 +30,7 @@ class SelfAttention2d(nnx.Module):
     b, h, w, c = x.shape
     qkv = self.qkv(self.norm(x)).reshape(b, h * w, 3, self.num_heads, c // self.num_heads)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    # In bfloat16 the two matmuls take bfloat16 operands; jax accumulates the logits and runs the softmax in float32.
-    out = jax.nn.dot_product_attention(q, k, v)
+    # In bfloat16 the two matmuls take bfloat16 operands; the logits and the softmax are float32.
+    out = attend(q, k, v)
     out = self.proj(out.reshape(b, h, w, c))
     return x + out

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jgen.nn.bias import add_bias
+
 
 def _groups(num_features: int, channels: int) -> np.ndarray:
   """The image channel each feature belongs to (contiguous blocks)."""
@@ -55,7 +57,7 @@ class MaskedConv2d(nnx.Module):
     kernel = self.conv.kernel[...] * causal_mask((kernel, kernel), in_features, out_features, channels, mask_type)
     y = jax.lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + self.conv.bias[...].astype(self.dtype)
+    return add_bias(y, self.conv.bias[...].astype(self.dtype))
 
 
 def shift_down(x):

@@ -2,7 +2,7 @@
 
 model: embed_dim, num_heads, num_layers, mlp_ratio, tie_embeddings (the head reuses the token
 embedding); sampling: temperature, top_k, top_p, sample_length.
-Training runs `jax.nn.dot_product_attention` with a causal mask over the window.
+Training attends with a causal mask over the window (jgen.nn.scaled_dot_product).
 Sampling keeps a KV cache [n, length, heads, head_dim] per layer, built inside
 `sample`: each step writes the new token's key and value at its position and
 attends over the cache, masked to the positions written so far. Rotary positions
@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.families.sequence.family import SequenceFamily
+from jgen.nn.scaled_dot_product import attend
 from jgen.registry import register
 
 ROTARY_BASE = 10_000.0
@@ -55,7 +56,7 @@ class Block(nnx.Module):
 
   def __call__(self, h):
     q, k, v = self._qkv(h, jnp.arange(h.shape[1]))
-    return self._finish(h, jax.nn.dot_product_attention(q, k, v, is_causal=True))
+    return self._finish(h, attend(q, k, v, causal=True))
 
   def step(self, h, cache, t):
     """h [n, 1, d] at position t; cache (keys, values) [n, S, H, d/H] -> (h, cache)."""
@@ -63,7 +64,7 @@ class Block(nnx.Module):
     keys = jax.lax.dynamic_update_slice_in_dim(cache[0], k, t, axis=1)
     values = jax.lax.dynamic_update_slice_in_dim(cache[1], v, t, axis=1)
     written = (jnp.arange(keys.shape[1]) <= t)[None, None, None, :]  # [1, 1, 1, S]
-    return self._finish(h, jax.nn.dot_product_attention(q, keys, values, mask=written)), (keys, values)
+    return self._finish(h, attend(q, keys, values, mask=written)), (keys, values)
 
 
 class TransformerNet(nnx.Module):
