@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import jax  # noqa: E402
 
 from jgen import config as config_lib  # noqa: E402
+from jgen.errors import UserError  # noqa: E402
 from jgen.train import loop, sharding  # noqa: E402
 from vs_pytorch import random_batch  # noqa: E402
 
@@ -91,7 +92,13 @@ def main():
   parser.add_argument("--top", type=int, default=25, help="rows to print")
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
   args = parser.parse_args()
-  result = profile(args.config, args.steps, args.set)
+  if args.steps < 1 or args.top < 1:
+    parser.error("--steps and --top must be at least 1")
+  try:
+    result = profile(args.config, args.steps, args.set)
+  except UserError as e:  # a bad config or override: one line, as the jgen command gives it
+    print(f"step_profile.py: {e}", file=sys.stderr)
+    sys.exit(2)
   rows = result["rows"]
   print(f"{args.config}: {result['step_ms']:.1f} ms a step unprofiled; {sum(rows.values()):.1f} ms of compiled "
         f"ops a step profiled; {jax.devices()[0].device_kind}, {time.strftime('%Y-%m-%d %H:%M')}\n")
