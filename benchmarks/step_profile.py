@@ -6,8 +6,10 @@
 Runs the loop's jitted train step (random data of the dataset's shape and dtype, as benchmarks/vs_pytorch.py)
 under `jax.profiler.trace`, then reads the trace's per-op events. Each row is one kind of compiled op (the
 fusion's kind, the numbered copies of it summed) with the jax operation it came from, from the compiled HLO's
-metadata: `transpose(jvp(...))` is the backward pass, `jvp(...)` the forward. Times are milliseconds per
-step. The column need not sum to the step: on XLA:CPU ops may overlap on the thread pool, and the trace
+metadata: `transpose(jvp(...))` is the backward pass, `jvp(...)` the forward. A fusion that XLA built around
+an operation's result names that operation: a `transpose_copy_fusion` from `jvp()/add` is a layout copy of the
+forward sum, made for a later op (on XLA:CPU, usually a convolution's weight gradient). Ops with no jax
+operation behind them are "(inserted by XLA)". Times are milliseconds per step. The column need not sum to the step: on XLA:CPU ops may overlap on the thread pool, and the trace
 does not see every op (convolutions run by Eigen mostly do not appear).
 """
 
@@ -33,6 +35,9 @@ from jgen.train import loop, sharding  # noqa: E402
 from vs_pytorch import random_batch  # noqa: E402
 
 _OP_NAME = re.compile(r'^\s*(?:ROOT )?%([\w.\-]+) = .*?metadata=\{op_name="([^"]+)"', re.M)
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) \(")
+_METADATA = re.compile(r'metadata=\{op_name="([^"]+)"')
+_CALLS = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = .*?calls=%([\w.\-]+)", re.M)
 _HOST_EVENTS = ("$", "Thunk", "PjRt", "Execute", "CommonPjRt", "Parse", "Handle", "Allocate", "end: ")
 
 
@@ -53,10 +58,23 @@ def compiled_step(spec: str, overrides):
 
 
 def op_origins(hlo: str) -> dict:
-  """Compiled op name -> the jax operation it came from (the first op_name in its metadata)."""
-  origins = {}
-  for name, op in _OP_NAME.findall(hlo):
-    origins.setdefault(name, re.sub(r"jit\([\w<>]+\)/", "", op))
+  """Compiled op name -> the jax operation it came from: the first op_name in its metadata, else in the metadata
+  of the computation it calls (a fusion). A fusion with none anywhere is a copy XLA inserted itself, such as the
+  transposes that give a convolution's gradient the operand layouts it needs."""
+  clean = lambda op: re.sub(r"jit\([\w<>]+\)/", "", op)
+  origins = {name: clean(op) for name, op in reversed(_OP_NAME.findall(hlo))}  # the first one wins
+  computation_origin, current = {}, None
+  for line in hlo.splitlines():
+    header = _COMPUTATION.match(line)
+    if header:
+      current = header.group(1)
+    elif current and current not in computation_origin:
+      op = _METADATA.search(line)
+      if op:
+        computation_origin[current] = clean(op.group(1))
+  for name, callee in _CALLS.findall(hlo):
+    if name not in origins:
+      origins[name] = computation_origin.get(callee, "(inserted by XLA)")
   return origins
 
 
@@ -78,10 +96,10 @@ def profile(spec: str, steps: int, overrides=()) -> dict:
   rows = collections.Counter()
   for event in events:
     name = event.get("name", "")
-    if event.get("ph") != "X" or name.startswith(_HOST_EVENTS) or name not in origins and "fusion" not in name:
+    if event.get("ph") != "X" or name.startswith(_HOST_EVENTS) or name not in origins:
       continue
     kind = re.sub(r"\.\d+$", "", name)
-    rows[(kind, origins.get(name, "?"))] += event.get("dur", 0) / 1e3 / steps
+    rows[(kind, origins[name])] += event.get("dur", 0) / 1e3 / steps
   return {"step_ms": step_ms, "rows": rows}
 
 
