@@ -10,6 +10,7 @@ pixel, and draws a pixel from them. Pixels are integer levels 0..255 (categorica
 import jax
 import jax.numpy as jnp
 
+from jgen.nn.categorical import categorical_log_prob
 from jgen.nn.precision import to_float32
 
 HEADS = ("categorical256", "logistic_mixture", "bernoulli")
@@ -58,7 +59,7 @@ def log_prob(head: str, out, x) -> jax.Array:
   channels, out = x.shape[-1], to_float32(out)
   if head == "categorical256":
     logits = out.reshape(out.shape[:-1] + (channels, LEVELS))
-    per_pixel = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), x[..., None].astype(jnp.int32), -1)[..., 0]
+    per_pixel = categorical_log_prob(logits, x.astype(jnp.int32))
   elif head == "logistic_mixture":
     per_pixel = logistic_mixture_log_probs(out, x[..., 0])[..., None]
   else:  # bernoulli: x log sigmoid(l) + (1 - x) log sigmoid(-l)

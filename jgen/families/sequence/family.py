@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from jgen.families.sequence import sampling
 from jgen.family import Family
+from jgen.nn.categorical import categorical_log_prob
 from jgen.nn.precision import to_float32
 
 
@@ -75,7 +76,7 @@ class SequenceFamily(Family):
   def token_nll(self, model, x):
     """-log p(x_t | x_<t) in nats, [B, T]."""
     logits = to_float32(model(self.shifted(x)))
-    return -jnp.take_along_axis(jax.nn.log_softmax(logits), x[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return -categorical_log_prob(logits, x.astype(jnp.int32))
 
   def loss(self, model, batch, rng):
     nll = self.token_nll(model, batch["x"])
