@@ -9,8 +9,9 @@ fusion's kind, the numbered copies of it summed) with the jax operation it came 
 metadata: `transpose(jvp(...))` is the backward pass, `jvp(...)` the forward. A fusion that XLA built around
 an operation's result names that operation: a `transpose_copy_fusion` from `jvp()/add` is a layout copy of the
 forward sum, made for a later op (on XLA:CPU, usually a convolution's weight gradient). Ops with no jax
-operation behind them are "(inserted by XLA)". Times are milliseconds per step. The column need not sum to the step: on XLA:CPU ops may overlap on the thread pool, and the trace
-does not see every op (convolutions run by Eigen mostly do not appear).
+operation behind them are "(inserted by XLA)". Times are milliseconds per step. The column need not sum to
+the step: on XLA:CPU ops may overlap on the thread pool, and the trace does not see every op (convolutions
+run by Eigen mostly do not appear).
 """
 
 import argparse
@@ -34,9 +35,9 @@ from jgen.errors import UserError  # noqa: E402
 from jgen.train import loop, sharding  # noqa: E402
 from vs_pytorch import random_batch  # noqa: E402
 
-_OP_NAME = re.compile(r'^\s*(?:ROOT )?%([\w.\-]+) = .*?metadata=\{op_name="([^"]+)"', re.M)
+_METADATA = r'metadata=\{op_name="([^"]+)"'
+_OP_NAME = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = .*?" + _METADATA, re.M)
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) \(")
-_METADATA = re.compile(r'metadata=\{op_name="([^"]+)"')
 _CALLS = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = .*?calls=%([\w.\-]+)", re.M)
 _HOST_EVENTS = ("$", "Thunk", "PjRt", "Execute", "CommonPjRt", "Parse", "Handle", "Allocate", "end: ")
 
@@ -69,7 +70,7 @@ def op_origins(hlo: str) -> dict:
     if header:
       current = header.group(1)
     elif current and current not in computation_origin:
-      op = _METADATA.search(line)
+      op = re.search(_METADATA, line)
       if op:
         computation_origin[current] = clean(op.group(1))
   for name, callee in _CALLS.findall(hlo):
@@ -91,7 +92,8 @@ def profile(spec: str, steps: int, overrides=()) -> dict:
         state, _, flag = step(state, batch, flag)
       jax.block_until_ready(state)
     trace_file = next(pathlib.Path(trace_dir).rglob("*.trace.json.gz"))
-    events = json.load(gzip.open(trace_file))["traceEvents"]
+    with gzip.open(trace_file) as f:
+      events = json.load(f)["traceEvents"]
   origins = op_origins(hlo)
   rows = collections.Counter()
   for event in events:

@@ -5,7 +5,7 @@ a categorical output (the PixelCNN's 256 levels, a language model's tokens). Its
 logits is g * (onehot(label) - softmax(logits)), written here as one elementwise expression of the saved logits
 and log-normaliser. Differentiating the composition instead scatters g into a zero array and runs
 log_softmax's backward pass over it: on XLA:CPU that took ~25 ms of the PixelCNN `cpu` step's ~195 ms, and
-the one-pass form makes the step 10-25 % faster (benchmarks/README.md).
+the one-pass form makes the step 18-27 % faster (benchmarks/README.md).
 """
 
 import jax

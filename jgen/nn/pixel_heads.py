@@ -59,7 +59,7 @@ def log_prob(head: str, out, x) -> jax.Array:
   channels, out = x.shape[-1], to_float32(out)
   if head == "categorical256":
     logits = out.reshape(out.shape[:-1] + (channels, LEVELS))
-    per_pixel = categorical_log_prob(logits, x.astype(jnp.int32))
+    per_pixel = categorical_log_prob(logits, x)
   elif head == "logistic_mixture":
     per_pixel = logistic_mixture_log_probs(out, x[..., 0])[..., None]
   else:  # bernoulli: x log sigmoid(l) + (1 - x) log sigmoid(-l)

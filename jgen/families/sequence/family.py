@@ -76,7 +76,7 @@ class SequenceFamily(Family):
   def token_nll(self, model, x):
     """-log p(x_t | x_<t) in nats, [B, T]."""
     logits = to_float32(model(self.shifted(x)))
-    return -categorical_log_prob(logits, x.astype(jnp.int32))
+    return -categorical_log_prob(logits, x)
 
   def loss(self, model, batch, rng):
     nll = self.token_nll(model, batch["x"])
