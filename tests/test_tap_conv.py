@@ -64,10 +64,11 @@ def test_masked_conv_is_the_masked_kernel_convolution(kernel, mask_type, channel
   np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(ref), rtol=1e-5, atol=1e-5)
 
 
-def test_feature_matmul_gradients_are_matmul_gradients():
-  x = jax.random.normal(jax.random.key(0), (2, 3, 4, 5))
-  kernel = jax.random.normal(jax.random.key(1), (5, 6))
-  g = jax.random.normal(jax.random.key(2), (2, 3, 4, 6))
+@pytest.mark.parametrize("k,n", [(5, 6), (6, 5)])  # either operand is the narrower one
+def test_feature_matmul_gradients_are_matmul_gradients(k, n):
+  x = jax.random.normal(jax.random.key(0), (2, 3, 4, k))
+  kernel = jax.random.normal(jax.random.key(1), (k, n))
+  g = jax.random.normal(jax.random.key(2), (2, 3, 4, n))
   ours, ref = _both(feature_matmul, jnp.matmul, x, kernel, g)
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)

@@ -6,6 +6,7 @@ import math
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.nn.dense import Dense
 from jgen.nn.scaled_dot_product import attend
 
 
@@ -23,8 +24,8 @@ class SelfAttention2d(nnx.Module):
       raise ValueError(f"{channels} channels do not split into {num_heads} heads")
     self.num_heads = num_heads
     self.norm = nnx.GroupNorm(channels, num_groups=group_count(channels), dtype=dtype, rngs=rngs)
-    self.qkv = nnx.Linear(channels, 3 * channels, dtype=dtype, rngs=rngs)
-    self.proj = nnx.Linear(channels, channels, dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
+    self.qkv = Dense(channels, 3 * channels, dtype=dtype, rngs=rngs)
+    self.proj = Dense(channels, channels, dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
 
   def __call__(self, x):
     b, h, w, c = x.shape

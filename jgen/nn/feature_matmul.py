@@ -26,7 +26,12 @@ def _backward(residual, g):
   x, kernel = residual
   rows_x = x.reshape(-1, x.shape[-1])
   rows_g = g.reshape(-1, g.shape[-1])
-  d_kernel = jax.lax.dot_general(rows_x, rows_g, (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  # The narrower operand is transposed explicitly so the product takes both operands row-major: left to XLA,
+  # it chose to transpose whichever operand its layout pass met first, often the wider gradient.
+  if rows_x.shape[1] <= rows_g.shape[1]:
+    d_kernel = jnp.matmul(rows_x.T, rows_g, preferred_element_type=jnp.float32)
+  else:
+    d_kernel = jnp.matmul(rows_g.T, rows_x, preferred_element_type=jnp.float32).T
   d_x = jnp.matmul(g, kernel.T).astype(x.dtype)
   return d_x, d_kernel.astype(kernel.dtype)
 

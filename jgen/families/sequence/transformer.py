@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.families.sequence.family import SequenceFamily
+from jgen.nn.dense import Dense
 from jgen.nn.scaled_dot_product import attend
 from jgen.registry import register
 
@@ -39,11 +40,11 @@ class Block(nnx.Module):
     self.heads = heads
     kw = dict(dtype=dtype, rngs=rngs)
     self.norm1 = nnx.LayerNorm(dim, **kw)
-    self.qkv = nnx.Linear(dim, 3 * dim, use_bias=False, **kw)
-    self.proj = nnx.Linear(dim, dim, **kw)
+    self.qkv = Dense(dim, 3 * dim, use_bias=False, **kw)
+    self.proj = Dense(dim, dim, **kw)
     self.norm2 = nnx.LayerNorm(dim, **kw)
-    self.fc1 = nnx.Linear(dim, mlp_ratio * dim, **kw)
-    self.fc2 = nnx.Linear(mlp_ratio * dim, dim, **kw)
+    self.fc1 = Dense(dim, mlp_ratio * dim, **kw)
+    self.fc2 = Dense(mlp_ratio * dim, dim, **kw)
 
   def _qkv(self, h, positions):
     b, t, d = h.shape
@@ -75,7 +76,7 @@ class TransformerNet(nnx.Module):
     self.embed = nnx.Embed(vocab_size + 1, dim, embedding_init=nnx.initializers.normal(0.02), **kw)
     self.blocks = nnx.List([Block(dim, heads, mlp_ratio, **kw) for _ in range(num_layers)])
     self.norm = nnx.LayerNorm(dim, **kw)
-    self.head = None if tie_embeddings else nnx.Linear(dim, vocab_size, **kw)
+    self.head = None if tie_embeddings else Dense(dim, vocab_size, **kw)
 
   def _logits(self, h):
     h = self.norm(h)
