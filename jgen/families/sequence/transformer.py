@@ -18,20 +18,9 @@ from flax import nnx
 
 from jgen.families.sequence.family import SequenceFamily
 from jgen.nn.dense import Dense
+from jgen.nn.rotary import rotary
 from jgen.nn.scaled_dot_product import attend
 from jgen.registry import register
-
-ROTARY_BASE = 10_000.0
-
-
-def rotary(x, positions):
-  """Rotates pairs (x_i, x_{i + d/2}) of x [B, T, H, d] by angles position * base^(-2i/d)."""
-  half = x.shape[-1] // 2
-  freqs = ROTARY_BASE ** (-jnp.arange(half, dtype=jnp.float32) / half)
-  angles = positions.astype(jnp.float32)[:, None] * freqs  # [T, d/2]
-  cos, sin = jnp.cos(angles)[None, :, None, :], jnp.sin(angles)[None, :, None, :]
-  x1, x2 = x[..., :half], x[..., half:]
-  return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
 
 
 class Block(nnx.Module):
