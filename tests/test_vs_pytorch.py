@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+# torch is the benchmark-only `[bench]` extra (`pip install -e .[bench]`); jgen, `make test` and CI do not install it.
+torch = pytest.importorskip("torch", reason="PyTorch (the [bench] extra) is not installed")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
