@@ -17,6 +17,7 @@ import grain
 import numpy as np
 
 from jgen.data import in_memory
+from jgen.data.shuffled_batches import ShuffledIndexBatches
 
 Example = Mapping[str, Any]
 Batch = dict[str, np.ndarray]
@@ -72,25 +73,23 @@ def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0
                    cache: bool = True) -> grain.DatasetIterator:
   """Endless shuffled batches: this process's contiguous slice of each global batch of `batch_size`.
 
-  The pipeline is source -> shuffle(seed) -> repeat -> batch -> this process's slice -> read; a source that
-  fits in memory is decoded once and read by indexing (jgen.data.in_memory), the same batches.
-  It shuffles and batches record indices and then reads each slice at once,
-  which is the same stream as mapping over the source element by element, several
-  times faster on array_record. The result supports `get_state()` (a JSON-serialisable
-  dict) and `set_state(state)`.
+  The pipeline is record-index batches (jgen.data.shuffled_batches: a fresh seeded permutation every epoch)
+  -> this process's slice -> read; a source that fits in memory is decoded once and read by indexing
+  (jgen.data.in_memory), the same batches. Reading each slice at once is the same stream as mapping over the
+  source element by element, several times faster on array_record. The result supports `get_state()` (a
+  JSON-serialisable dict) and `set_state(state)`.
   """
   local_batch = _per_process_batch(batch_size, process_count)
   if cache:  # the same examples, decoded once where they fit in memory (jgen.data.in_memory)
     source = in_memory.cached(source, transform)
   dataset = (
-      grain.MapDataset.range(len(source))
-      .shuffle(seed=seed)
-      .repeat()  # reseeds the shuffle every epoch
-      .batch(batch_size, drop_remainder=True)  # the global batch's indices, the same on every process
+      ShuffledIndexBatches(len(source), batch_size, seed)  # the global batch's indices, the same on every process
       .map(lambda indices: indices[process_index * local_batch:(process_index + 1) * local_batch])
       .map(functools.partial(_read_batch, source=source, transform=transform))
   )
-  options = grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=PREFETCH_BATCHES)
+  # An in-memory batch is one fancy-indexing (~0.1 ms): handing it to reader threads costs more than it takes.
+  threads = 0 if isinstance(source, in_memory.InMemorySource) else READ_THREADS
+  options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=PREFETCH_BATCHES if threads else 0)
   return iter(dataset.to_iter_dataset(options))
 
 

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.nn.attention import SelfAttention2d, group_count
+from jgen.nn.dropout import dropout
 from jgen.nn.embeddings import TimeEmbedding
 
 
@@ -50,7 +51,7 @@ class ResBlock(nnx.Module):
     self.conv1 = nnx.Conv(cin, cout, (3, 3), dtype=dtype, rngs=rngs)
     self.temb_proj = nnx.Linear(temb_dim, 2 * cout, dtype=dtype, rngs=rngs)
     self.norm2 = nnx.GroupNorm(cout, num_groups=group_count(cout), dtype=dtype, rngs=rngs)
-    self.dropout = nnx.Dropout(dropout) if dropout > 0 else None
+    self.dropout_rate = dropout
     # Zero-initialised so each block starts as the identity (stable deep stacks).
     self.conv2 = nnx.Conv(cout, cout, (3, 3), dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
     self.skip = nnx.Conv(cin, cout, (1, 1), dtype=dtype, rngs=rngs) if cin != cout else None
@@ -59,8 +60,8 @@ class ResBlock(nnx.Module):
     h = self.conv1(nnx.silu(self.norm1(x)))
     scale, shift = jnp.split(self.temb_proj(nnx.silu(temb))[:, None, None, :], 2, axis=-1)
     h = nnx.silu(self.norm2(h) * (1.0 + scale) + shift)
-    if self.dropout is not None:
-      h = self.dropout(h, deterministic=rngs is None, rngs=rngs)
+    if self.dropout_rate > 0 and rngs is not None:
+      h = dropout(h, self.dropout_rate, rngs.dropout())
     h = self.conv2(h)
     return (x if self.skip is None else self.skip(x)) + h
 
