@@ -1,5 +1,6 @@
-"""Forward + backward ms of the normalisation and dropout layers of the U-Net and the transformer: jgen's
-against flax's (and PyTorch's), at the shapes the `cpu` configs train them at. (The U-Net's GroupNorm is flax's.)
+"""Forward + backward ms of the normalisation and dropout layers of the U-Net and the transformer, flax's
+(which jgen uses for the norms) and jgen's dropout against PyTorch's, at the shapes the `cpu` configs train
+them at.
 
   python benchmarks/norm_layers.py --reps 7 --inner 5
 
@@ -26,7 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conv_layers import time_interleaved  # noqa: E402
 from jgen.nn.attention import group_count  # noqa: E402
 from jgen.nn.dropout import dropout  # noqa: E402
-from jgen.nn.layer_norm import LayerNorm  # noqa: E402
 from jgen.train import compile_options  # noqa: E402
 
 # (name, kind, shape): shape is channels-last.
@@ -57,8 +57,7 @@ class _GroupNormSiLU(nnx.Module):
 
 def jax_variants(kind, channels):
   if kind == "layer":
-    return {"nnx.LayerNorm": nnx.LayerNorm(channels, rngs=nnx.Rngs(0)),
-            "jgen LayerNorm": LayerNorm(channels, rngs=nnx.Rngs(0))}
+    return {"nnx.LayerNorm": nnx.LayerNorm(channels, rngs=nnx.Rngs(0))}
   if kind == "group":
     kw = dict(num_groups=group_count(channels), rngs=nnx.Rngs(0))
     return {"nnx.GroupNorm": _GroupNormSiLU(nnx.GroupNorm(channels, **kw))}

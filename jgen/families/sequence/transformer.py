@@ -18,7 +18,6 @@ from flax import nnx
 
 from jgen.families.sequence.family import SequenceFamily
 from jgen.nn.dense import Dense
-from jgen.nn.layer_norm import LayerNorm
 from jgen.nn.rotary import rotary
 from jgen.nn.scaled_dot_product import attend
 from jgen.registry import register
@@ -29,10 +28,10 @@ class Block(nnx.Module):
   def __init__(self, dim, heads, mlp_ratio, *, dtype=jnp.float32, rngs):
     self.heads = heads
     kw = dict(dtype=dtype, rngs=rngs)
-    self.norm1 = LayerNorm(dim, **kw)
+    self.norm1 = nnx.LayerNorm(dim, **kw)
     self.qkv = Dense(dim, 3 * dim, use_bias=False, **kw)
     self.proj = Dense(dim, dim, **kw)
-    self.norm2 = LayerNorm(dim, **kw)
+    self.norm2 = nnx.LayerNorm(dim, **kw)
     self.fc1 = Dense(dim, mlp_ratio * dim, **kw)
     self.fc2 = Dense(mlp_ratio * dim, dim, **kw)
 
@@ -65,7 +64,7 @@ class TransformerNet(nnx.Module):
     kw = dict(dtype=dtype, rngs=rngs)
     self.embed = nnx.Embed(vocab_size + 1, dim, embedding_init=nnx.initializers.normal(0.02), **kw)
     self.blocks = nnx.List([Block(dim, heads, mlp_ratio, **kw) for _ in range(num_layers)])
-    self.norm = LayerNorm(dim, **kw)
+    self.norm = nnx.LayerNorm(dim, **kw)
     self.head = None if tie_embeddings else Dense(dim, vocab_size, **kw)
 
   def _logits(self, h):
