@@ -124,20 +124,26 @@ def time_interleaved(steps: dict, reps: int, inner: int) -> dict:
   return {name: (float(np.median(t)), float(np.min(t))) for name, t in times.items()}
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--reps", type=int, default=7)
-  parser.add_argument("--inner", type=int, default=5)
-  parser.add_argument("--only", default="", help="run the layers whose name contains this")
-  args = parser.parse_args()
+def optional_torch(reps: int, inner: int):
+  """PyTorch where installed, else None; prints the versions and the timing protocol first."""
   try:
     import torch
   except ImportError:
     torch = None
     print("torch not installed")
   threads = f", torch {torch.__version__} with {torch.get_num_threads()} threads" if torch else ""
-  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}{threads}; medians of {args.reps} x {args.inner} "
+  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}{threads}; medians (minima) of {reps} x {inner} "
         "calls, forward + backward (grad w.r.t. params and input)\n")
+  return torch
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--reps", type=int, default=7)
+  parser.add_argument("--inner", type=int, default=5)
+  parser.add_argument("--only", default="", help="run the layers whose name contains this")
+  args = parser.parse_args()
+  torch = optional_torch(args.reps, args.inner)
   print("| layer | batch | implementation | median ms | min ms | median / torch |")
   print("| --- | --- | --- | --- | --- | --- |")
   for name, batch, side, cin, cout, kind in LAYERS:

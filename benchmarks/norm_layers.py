@@ -24,7 +24,7 @@ from flax import nnx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from conv_layers import time_interleaved  # noqa: E402
+from conv_layers import optional_torch, time_interleaved  # noqa: E402
 from jgen.nn.attention import group_count  # noqa: E402
 from jgen.nn.dropout import dropout  # noqa: E402
 from jgen.train import compile_options  # noqa: E402
@@ -97,14 +97,7 @@ def main():
   parser.add_argument("--reps", type=int, default=7)
   parser.add_argument("--inner", type=int, default=5)
   args = parser.parse_args()
-  try:
-    import torch
-  except ImportError:
-    torch = None
-    print("torch not installed")
-  threads = f", torch {torch.__version__} with {torch.get_num_threads()} threads" if torch else ""
-  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}{threads}; medians (minima) of {args.reps} x "
-        f"{args.inner} calls, forward + backward (grad w.r.t. params and input)\n")
+  torch = optional_torch(args.reps, args.inner)
   print("| layer | variant | ms (min) |")
   print("| --- | --- | --- |")
   for name, kind, shape in LAYERS:
