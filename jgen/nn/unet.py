@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.nn.attention import SelfAttention2d, group_count
-from jgen.nn.dropout import dropout
+from jgen.nn import dropout as dropout_lib
 from jgen.nn.embeddings import TimeEmbedding
 
 
@@ -61,7 +61,7 @@ class ResBlock(nnx.Module):
     scale, shift = jnp.split(self.temb_proj(nnx.silu(temb))[:, None, None, :], 2, axis=-1)
     h = nnx.silu(self.norm2(h) * (1.0 + scale) + shift)
     if self.dropout_rate > 0 and rngs is not None:
-      h = dropout(h, self.dropout_rate, rngs.dropout())
+      h = dropout_lib.dropout(h, self.dropout_rate, rngs.dropout())  # half the random bits of nnx.Dropout
     h = self.conv2(h)
     return (x if self.skip is None else self.skip(x)) + h
 
