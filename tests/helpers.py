@@ -1,9 +1,11 @@
-"""Shared test utilities: run the CLI in a subprocess, read a run's logged metrics."""
+"""Shared test utilities: run the CLI in a subprocess, read a run's logged metrics, compare two functions' vjps."""
 
 import json
 import os
 import subprocess
 import sys
+
+import jax
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,3 +36,12 @@ def read_all(source):
 
   examples = pipeline._read(source, range(len(source)))
   return np.stack([e["x"] for e in examples]), np.array([e["label"] for e in examples])
+
+
+def vjp_both(f, g, x, kernel, cotangent):
+  """Values and (x, kernel) gradients of f and g against one cotangent."""
+  out = []
+  for h in (f, g):
+    y, vjp = jax.vjp(h, x, kernel)
+    out.append((y, *vjp(cotangent)))
+  return out

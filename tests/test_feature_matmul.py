@@ -6,15 +6,7 @@ import numpy as np
 import pytest
 
 from jgen.nn.feature_matmul import feature_matmul
-
-
-def _both(f, g, x, kernel, cotangent):
-  """Values and (x, kernel) gradients of f and g against one cotangent."""
-  out = []
-  for h in (f, g):
-    y, vjp = jax.vjp(h, x, kernel)
-    out.append((y, *vjp(cotangent)))
-  return out
+from tests.helpers import vjp_both
 
 
 @pytest.mark.parametrize("k,n", [(5, 6), (6, 5)])  # either operand is the narrower one
@@ -22,7 +14,7 @@ def test_feature_matmul_gradients_are_matmul_gradients(k, n):
   x = jax.random.normal(jax.random.key(0), (2, 3, 4, k))
   kernel = jax.random.normal(jax.random.key(1), (k, n))
   g = jax.random.normal(jax.random.key(2), (2, 3, 4, n))
-  ours, ref = _both(feature_matmul, jnp.matmul, x, kernel, g)
+  ours, ref = vjp_both(feature_matmul, jnp.matmul, x, kernel, g)
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
   grad = jax.jit(jax.vmap(jax.grad(lambda x, k: jnp.sum(feature_matmul(x, k) ** 2), argnums=1), (0, None)))

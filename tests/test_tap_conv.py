@@ -8,19 +8,11 @@ from flax import nnx
 
 from jgen.nn.masked import MaskedConv2d, causal_mask
 from jgen.nn.tap_conv import conv_by_taps
+from tests.helpers import vjp_both
 
 
 def _conv(x, kernel):
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _both(f, g, x, kernel, cotangent):
-  """Values and (x, kernel) gradients of f and g against one cotangent."""
-  out = []
-  for h in (f, g):
-    y, vjp = jax.vjp(h, x, kernel)
-    out.append((y, *vjp(cotangent)))
-  return out
 
 
 @pytest.mark.parametrize("kh,kw", [(1, 1), (3, 3), (2, 4), (5, 3)])
@@ -29,7 +21,7 @@ def test_every_tap_is_the_same_convolution(kh, kw):
   kernel = jax.random.normal(jax.random.key(1), (kh, kw, 3, 4))
   taps = [(i, j) for i in range(kh) for j in range(kw)]
   g = jax.random.normal(jax.random.key(2), (2, 6, 7, 4))
-  ours, ref = _both(lambda x, k: conv_by_taps(x, k, taps), _conv, x, kernel, g)
+  ours, ref = vjp_both(lambda x, k: conv_by_taps(x, k, taps), _conv, x, kernel, g)
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
 
@@ -42,7 +34,7 @@ def test_left_out_taps_count_as_zero_weights():
   for i, j in taps:
     keep[i, j] = 1.0
   g = jax.random.normal(jax.random.key(2), (2, 5, 5, 3))
-  ours, ref = _both(lambda x, k: conv_by_taps(x, k, taps), lambda x, k: _conv(x, k * keep), x, kernel, g)
+  ours, ref = vjp_both(lambda x, k: conv_by_taps(x, k, taps), lambda x, k: _conv(x, k * keep), x, kernel, g)
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
   assert not np.any(np.asarray(ours[2])[keep[..., 0, 0] == 0])  # no gradient reaches a left-out tap
