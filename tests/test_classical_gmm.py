@@ -76,10 +76,10 @@ def _shaped_data(seed=0, n=1100, dim=37, k=3, offset=0.0):
 
 @pytest.mark.parametrize("cov_type", ["full", "diag", "spherical"])
 def test_fit_matches_sklearn_across_blocks_and_bands(cov_type):
-  # D = 37 spans three column bands of the full-covariance products; N = 1100 is two row blocks and a
-  # remainder. The fitted log-likelihood (and every parameter) must be sklearn's after the same iterations.
-  assert gmm.BAND_WIDTH < 37 < 3 * gmm.BAND_WIDTH and gmm.BLOCK_SIZE < 1100 < 3 * gmm.BLOCK_SIZE
-  x = _shaped_data()
+  # D = 37 spans three column bands of the full-covariance products; N is two row blocks and a remainder.
+  # The fitted log-likelihood (and every parameter) must be sklearn's after the same iterations.
+  assert gmm.BAND_WIDTH < 37 < 3 * gmm.BAND_WIDTH
+  x = _shaped_data(n=2 * gmm.BLOCK_SIZE[cov_type] + 76)
   start = gmm_fit.init_from_kmeans(jax.random.key(0), jnp.asarray(x), 3, cov_type, lloyd_iters=2)
   # Early iterations, where the means still move, as well as near convergence.
   for iters in (2, 25):
@@ -94,7 +94,7 @@ def test_fit_matches_sklearn_across_blocks_and_bands(cov_type):
     np.testing.assert_allclose(params.covariances, ref.covariances_, rtol=1e-7, atol=1e-10)
   # Block size changes only the order of the sums.
   small, ll_small = gmm.em_step(params, jnp.asarray(x), block_size=64)
-  whole, ll_whole = gmm.em_step(params, jnp.asarray(x), block_size=4096)
+  whole, ll_whole = gmm.em_step(params, jnp.asarray(x), block_size=len(x))
   np.testing.assert_allclose(ll_small, ll_whole, rtol=1e-12)
   np.testing.assert_allclose(small.covariances, whole.covariances, rtol=1e-9, atol=1e-12)
 

@@ -79,3 +79,29 @@ def test_init_options_reach_the_compile(monkeypatch):
   runner, batch = _runner()
   with pytest.raises(Exception, match="xla_backend_optimization_level"):
     runner.init(runner.init_key, sharding.put_batch(batch, runner.batch_sharding))
+
+
+def _conv_and_dot(x, w, *, scale):
+  y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return scale * jax.numpy.sum(y.reshape(y.shape[0], -1) @ y.reshape(y.shape[0], -1).T)
+
+
+def test_step_jit_compiles_like_the_step(monkeypatch):
+  # The classical fits' jitted functions get the train step's options: the same compile as the loop's.
+  monkeypatch.setenv("XLA_FLAGS", "")
+  rng = np.random.default_rng(0)
+  # Big enough that jaxlib 0.10 hands the convolution to YNNPACK by default.
+  x, w = rng.normal(size=(16, 28, 28, 32)).astype(np.float32), rng.normal(size=(3, 3, 32, 32)).astype(np.float32)
+  fn = compile_options.step_jit(static_argnames=("scale",))(_conv_and_dot)
+  assert fn.__name__ == "_conv_and_dot"
+  hlo = fn.lower(x, w, scale=2.0).compile().as_text()
+  assert "convolution(" in hlo and _ynn_convolutions(hlo) == 0
+  plain = jax.jit(_conv_and_dot, static_argnames=("scale",))
+  assert _ynn_convolutions(plain.lower(x, w, scale=2.0).compile().as_text()) > 0 or jax.__version_info__ >= (0, 11)
+  np.testing.assert_allclose(fn(x, w, scale=2.0), plain(x, w, scale=2.0), rtol=1e-4)
+  # The options are looked up at the first use, so a function defined before them gets them.
+  monkeypatch.setattr(compile_options, "CPU_STEP", {"xla_backend_optimization_level": "not-a-level"})
+  monkeypatch.setattr(compile_options, "_for_cpu", compile_options._unset)
+  late = compile_options.step_jit(_conv_and_dot, static_argnames=("scale",))
+  with pytest.raises(Exception, match="xla_backend_optimization_level"):
+    late(x, w, scale=2.0)

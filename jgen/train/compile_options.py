@@ -64,3 +64,32 @@ def step_options(platform: str) -> dict | None:
 def init_options(platform: str) -> dict | None:
   """Compiler options for the jitted init (run once) on `platform`."""
   return _for_cpu(CPU_INIT) if platform == "cpu" else None
+
+
+class StepJit:
+  """`jax.jit(fun, **jit_kwargs)` compiled with the train step's options for the default backend's platform.
+
+  For jitted library functions outside the loop (the classical models' EM fits). The platform is looked up
+  at the first call or `lower`, not when the function is defined: that would start jax's backends at import.
+  """
+
+  def __init__(self, fun, **jit_kwargs):
+    self._fun, self._jit_kwargs = fun, jit_kwargs
+    functools.update_wrapper(self, fun)
+
+  @functools.cached_property
+  def jitted(self):
+    return jax.jit(self._fun, compiler_options=step_options(jax.default_backend()), **self._jit_kwargs)
+
+  def __call__(self, *args, **kwargs):
+    return self.jitted(*args, **kwargs)
+
+  def lower(self, *args, **kwargs):
+    return self.jitted.lower(*args, **kwargs)
+
+
+def step_jit(fun=None, **jit_kwargs):
+  """Decorator form of `StepJit`: `@step_jit` or `@step_jit(static_argnames=...)`."""
+  if fun is None:
+    return functools.partial(StepJit, **jit_kwargs)
+  return StepJit(fun, **jit_kwargs)

@@ -30,7 +30,9 @@ from jgen.families.classical import blocked
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 BAND_WIDTH = 16  # columns per band (full covariances): narrower skips more work but multiplies less efficiently
-BLOCK_SIZE = 512  # rows per block: its products stay in cache
+# Rows per block, by covariance type: enough that each block's few dozen ops outweigh XLA:CPU's cost of
+# launching them, few enough that a block's products stay in cache (benchmarks/README.md, "Classical fits").
+BLOCK_SIZE = {"full": 2048, "diag": 512, "spherical": 512}
 
 
 class GMMParams(NamedTuple):
@@ -199,13 +201,14 @@ def e_step(params, x):
   return jnp.mean(norm), jnp.exp(joint - norm[:, None])
 
 
-def sufficient_statistics(params, x, block_size=BLOCK_SIZE):
+def sufficient_statistics(params, x, block_size=None):
   """E-step and M-step statistics in one pass over x, block by block; returns (sum of log p(x_n), Stats).
 
   Each block's shifted rows, squares, responsibilities and products stay in cache: no [N, K, D] or
   [N, D] intermediate goes through memory. Full covariances' sums are about the current means.
   """
   cov_type = covariance_type(params)
+  block_size = block_size or BLOCK_SIZE[cov_type]
   shift = moment_shift(params)
   terms = _terms(params, shift)
   dm = params.means - shift
@@ -223,9 +226,10 @@ def sufficient_statistics(params, x, block_size=BLOCK_SIZE):
   return ll, _stats(sums, cov_type, shift, dm)
 
 
-def mean_log_likelihood(params, x, block_size=BLOCK_SIZE):
+def mean_log_likelihood(params, x, block_size=None):
   """Mean log p(x_n), block by block (no [N, K, D] intermediate)."""
   cov_type = covariance_type(params)
+  block_size = block_size or BLOCK_SIZE[cov_type]
   shift = moment_shift(params)
   terms = _terms(params, shift)
 
@@ -269,7 +273,7 @@ def m_step(x, resp, cov_type, reg_covar=1e-6):
   return m_step_from_stats(weighted_stats(x, resp, cov_type), cov_type, reg_covar)
 
 
-def em_step(params, x, reg_covar=1e-6, block_size=BLOCK_SIZE):
+def em_step(params, x, reg_covar=1e-6, block_size=None):
   """One EM iteration; returns the new parameters and the mean log-likelihood of the old ones."""
   ll, stats = sufficient_statistics(params, x, block_size)
   return m_step_from_stats(stats, covariance_type(params), reg_covar), ll / x.shape[0]

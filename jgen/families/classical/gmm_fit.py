@@ -6,12 +6,11 @@ Convergence follows the usual rule: stop when the mean log-likelihood changes
 by less than `tol` between iterations.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
 from jgen.families.classical import gmm, kmeans
+from jgen.train.compile_options import step_jit
 
 
 def init_from_kmeans(rng, x, k, cov_type, reg_covar=1e-6, lloyd_iters=10):
@@ -41,7 +40,9 @@ def run_em(params, x, max_iter=100, tol=1e-3, reg_covar=1e-6):
   return params, gmm.mean_log_likelihood(params, x), n_iter
 
 
-@functools.partial(jax.jit, static_argnames=("k", "cov_type", "n_init", "lloyd_iters"))
+# Compiled as the loop compiles a train step: on XLA:CPU the EM pass's products run faster without
+# YNNPACK's fusions (benchmarks/README.md, "Classical fits").
+@step_jit(static_argnames=("k", "cov_type", "n_init", "lloyd_iters"))
 def fit(rng, x, k, cov_type="full", n_init=1, max_iter=100, tol=1e-3, reg_covar=1e-6, lloyd_iters=10):
   """Fits `n_init` restarts in parallel and keeps the best; returns (params, mean log-likelihood, iterations)."""
   starts = jax.vmap(lambda r: init_from_kmeans(r, x, k, cov_type, reg_covar, lloyd_iters))(
@@ -51,7 +52,7 @@ def fit(rng, x, k, cov_type="full", n_init=1, max_iter=100, tol=1e-3, reg_covar=
   return jax.tree.map(lambda a: a[best], params), ll[best], n_iter[best]
 
 
-@jax.jit
+@step_jit
 def fit_from(params, x, max_iter=100, tol=1e-3, reg_covar=1e-6):
   """EM from given parameters (one start)."""
   return run_em(params, x, max_iter, tol, reg_covar)

@@ -1,0 +1,36 @@
+"""XLA:CPU's LAPACK (scipy's OpenBLAS) runs on one thread once the classical models are imported; numpy's
+own BLAS keeps its threads, and an explicit threadpoolctl limit still overrides within its block."""
+
+import threadpoolctl
+
+import jgen.families.classical  # noqa: F401  (the import applies the limit)
+from jgen import lapack_threads
+
+
+def _threads():
+  return {info["filepath"]: info["num_threads"] for info in threadpoolctl.threadpool_info()
+          if info["user_api"] == "blas"}
+
+
+def test_scipy_blas_on_one_thread_numpy_untouched():
+  limited = lapack_threads.use_one_thread()
+  threads = _threads()
+  assert limited, "scipy's wheel ships its OpenBLAS; it should have been found"
+  assert all(threads[path] == 1 for path in limited)
+  others = [path for path in threads if path not in limited]
+  assert all("scipy.libs" not in path for path in others)
+  # numpy's BLAS (a separate library in the wheels) is not limited by jgen.
+  with threadpoolctl.threadpool_limits(2, user_api="blas"):
+    assert all(n == 2 for n in _threads().values())
+  assert all(_threads()[path] == 1 for path in limited)
+
+
+def test_jax_lapack_calls_run_after_the_limit():
+  import jax.numpy as jnp
+  import numpy as np
+
+  a = np.random.default_rng(0).normal(size=(40, 40))
+  spd = a @ a.T + 40 * np.eye(40)
+  np.testing.assert_allclose(np.asarray(jnp.linalg.cholesky(jnp.asarray(spd, jnp.float32))),
+                             np.linalg.cholesky(spd), rtol=1e-4, atol=1e-4)
+  assert all(_threads()[path] == 1 for path in lapack_threads.use_one_thread())
