@@ -34,3 +34,13 @@ def test_jax_lapack_calls_run_after_the_limit():
   np.testing.assert_allclose(np.asarray(jnp.linalg.cholesky(jnp.asarray(spd, jnp.float32))),
                              np.linalg.cholesky(spd), rtol=1e-4, atol=1e-4)
   assert all(_threads()[path] == 1 for path in lapack_threads.use_one_thread())
+
+
+def test_no_scipy_openblas_found_changes_nothing(monkeypatch):
+  # A scipy built against a system BLAS has no library in its own directory: nothing is limited.
+  import scipy
+
+  before = _threads()
+  monkeypatch.setattr(scipy, "__file__", "/nonexistent/scipy/__init__.py")
+  assert lapack_threads.use_one_thread.__wrapped__() == ()
+  assert _threads() == before
