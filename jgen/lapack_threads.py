@@ -6,7 +6,7 @@ OpenBLAS's worker threads keep spinning for a while after each call, waiting for
 thread pool then shares the cores with them. A GMM's EM iteration (a Cholesky and a triangular solve of K
 small matrices, then one pass over the data) lost most of a core to them for the whole pass: 100,000 x 50,
 K = 10, full covariances, float32, 2 cores: 0.19 s and 0.35 CPU-s per iteration with two OpenBLAS threads,
-0.12 s and 0.22 CPU-s with one (benchmarks/README.md, "Classical fits"). The matrices jgen hands to LAPACK
+0.13 s and 0.24 CPU-s with one (benchmarks/README.md, "Classical fits"). The matrices jgen hands to LAPACK
 are small (at most D x D), so one thread costs them little.
 
 `use_one_thread()` limits the OpenBLAS libraries loaded from scipy's directory (not numpy's, which numpy's own
