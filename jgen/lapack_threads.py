@@ -11,8 +11,9 @@ are small (at most D x D), so one thread costs them little.
 
 `use_one_thread()` limits the OpenBLAS libraries loaded from scipy's directory (not numpy's, which numpy's own
 products use) and does nothing where there is none (a scipy built against a system BLAS). The classical
-models call it when imported. An explicit `threadpoolctl.threadpool_limits(...)` still overrides it within
-its block, as benchmarks/classical_fit.py does for scikit-learn.
+models call it when imported, and the registry imports every family, so every `jgen` command runs with it.
+An explicit `threadpoolctl.threadpool_limits(...)` still overrides it within its block, as
+benchmarks/classical_fit.py does for scikit-learn.
 """
 
 import functools
