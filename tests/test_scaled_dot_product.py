@@ -58,3 +58,17 @@ def test_bfloat16_keeps_dtype_and_tracks_float32():
   _close(out, ref, 2e-2)
   exact = attend(*(a.astype(jnp.float32) for a in (q, k, v)), causal=True)
   _close(out, exact, 3e-2)
+
+
+@pytest.mark.parametrize("t", [1, 2, 7, 33])
+def test_causal_halves_at_any_length(t):
+  # Causal attention runs in two halves of the queries (the first half against the first half of the keys);
+  # odd lengths split unevenly, and a single position does not split.
+  q, k, v = _qkv(jnp.float32, t=t, s=t)
+  ours = lambda q, k, v: attend(q, k, v, causal=True)
+  ref = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True)
+  _close(ours(q, k, v), ref(q, k, v), 1e-6)
+  g = jax.random.normal(jax.random.key(5), q.shape)
+  grads = [jax.grad(lambda *a, f=f: jnp.sum(f(*a) * g), argnums=(0, 1, 2))(q, k, v) for f in (ours, ref)]
+  for a, b in zip(*grads):
+    _close(a, b, 1e-5)
