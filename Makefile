@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install data
+.PHONY: demo test install data tcmalloc
 
 $(BIN)/jgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,11 @@ $(BIN)/jgen: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(BIN)/jgen
 
-install: $(BIN)/jgen
+# tcmalloc, which jgen runs under where it is installed (optional; see jgen/host_allocator.py).
+tcmalloc:
+	bash scripts/get_tcmalloc.sh
+
+install: $(BIN)/jgen tcmalloc
 
 # Trains the VAE on scikit-learn's bundled 8x8 digits (no download, no root) and
 # writes a sample grid, a reconstruction grid and the 2-D latent map.

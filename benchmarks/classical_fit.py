@@ -29,6 +29,11 @@ exits with status 1 if they do not.
       [--cases gmm_full,gmm_diag,ppca]
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import os
 import sys

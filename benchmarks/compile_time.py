@@ -14,6 +14,11 @@ compiling are CPU-bound, so on a shared machine their CPU seconds are the steadi
 idle worker threads spin). `--log-compiles` prints every compilation jax makes (jax_log_compiles).
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import json
 import subprocess

@@ -20,6 +20,11 @@ machine's other work only ever adds time, their minimum:
 PyTorch is imported only here; "torch not installed" replaces its rows when it is missing.
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import time
 

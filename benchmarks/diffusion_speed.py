@@ -17,6 +17,11 @@ A DDIM step is one U-Net forward (two with --guidance > 0: conditional and
 unconditional branches in one doubled batch).
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import json
 import os

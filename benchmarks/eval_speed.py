@@ -8,6 +8,11 @@ radii through scikit-learn's NearestNeighbors. The likelihood row times the IWAE
 estimator (K = 100) on a 784-dimensional linear-Gaussian model, 10,000 examples.
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import math
 import time

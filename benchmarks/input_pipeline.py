@@ -6,6 +6,11 @@ Both iterators yield the same batches (tests/test_in_memory.py); the first batch
 in-memory copy) is timed separately from the steady state.
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import time
 

@@ -8,6 +8,11 @@ its log intervals after the first (which holds compilation), in a run with no ev
 at the end. Both honour `--set` overrides (e.g. `train.steps_per_call=8`).
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import json
 import os

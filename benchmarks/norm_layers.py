@@ -14,6 +14,11 @@ forward and `backward(g)` (eager, NCHW). The variants of one layer run interleav
 benchmarks/conv_layers.py: the median over `reps` timings of `inner` calls, and their minimum.
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import os
 import sys

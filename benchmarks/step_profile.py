@@ -14,6 +14,11 @@ the step: on XLA:CPU ops may overlap on the thread pool, and the trace does not 
 run by Eigen mostly do not appear).
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import collections
 import gzip

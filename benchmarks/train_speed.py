@@ -7,6 +7,11 @@ dtype (so the data pipeline is not timed), the same sharded step the loop runs
 (with `--set train.steps_per_call=s`, its scanned call of s steps).
 """
 
+if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where installed (jgen/host_allocator.py)
+  from jgen import host_allocator
+
+  host_allocator.use_tcmalloc()
+
 import argparse
 import time
 

@@ -24,9 +24,14 @@ median steps/s of each over the rounds, their range, and jgen's median over each
 backend, so on a GPU machine the script runs unchanged. `--dtype bfloat16` sets the jgen model's compute
 dtype (`model.dtype`, or the diffusion U-Net's `model.compute_dtype`; "not supported" where a model has
 neither) and runs the twins under torch.autocast(bfloat16).
+
+Host allocator: jgen's worker runs under tcmalloc where it is installed, as the `jgen` command does
+(jgen/host_allocator.py); PyTorch's runs on glibc's malloc, as a plain python process does, unless
+`--torch-allocator tcmalloc`. The header line says which each side ran on.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing as mp
@@ -41,6 +46,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # torch_twins, in this process and in the spawned workers
 sys.path.insert(0, str(ROOT))
+
+from jgen import host_allocator  # noqa: E402
 
 # name -> jgen config. PixelCNN, Glow and the transformer use their `cpu` networks: their `full` ones take
 # seconds per step on a small CPU (swap with --config NAME=PATH:full on an accelerator).
@@ -105,8 +112,10 @@ class JgenSide:
 
   def facts(self):
     jax = self.jax
+    from jgen import host_allocator
     return {"jax": jax.__version__, "backend": jax.default_backend(),
-            "devices": f"{len(jax.devices())}x {jax.devices()[0].device_kind}"}
+            "devices": f"{len(jax.devices())}x {jax.devices()[0].device_kind}",
+            "allocator": "tcmalloc" if host_allocator.loaded() else "system"}
 
   def build(self, name, spec, overrides, dtype):
     """Loads and compiles the config's train step; returns what the twin needs and the step's facts."""
@@ -179,7 +188,9 @@ class TorchSide:
   def facts(self):
     torch = self.torch
     device = f"cuda ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else "cpu"
-    return {"torch": torch.__version__, "device": device, "threads": torch.get_num_threads()}
+    from jgen import host_allocator
+    return {"torch": torch.__version__, "device": device, "threads": torch.get_num_threads(),
+            "allocator": "tcmalloc" if host_allocator.loaded() else "system"}
 
   def sync(self):
     if self.device.type == "cuda":
@@ -280,8 +291,8 @@ def ratio(a, b):
 
 def report(results, facts, args):
   j, t = facts["jgen"], facts["torch"]
-  print(f"\nmachine: {os.cpu_count()} CPUs; jgen: jax {j['jax']} on {j['devices']}; torch {t['torch']} on "
-        f"{t['device']}, {t['threads']} threads; {args.dtype}; {args.rounds} rounds of ~{args.seconds:g} s"
+  print(f"\nmachine: {os.cpu_count()} CPUs; jgen: jax {j['jax']} on {j['devices']}, {j['allocator']} malloc; torch "
+        f"{t['torch']} on {t['device']}, {t['threads']} threads, {t['allocator']} malloc; {args.dtype}; {args.rounds} rounds of ~{args.seconds:g} s"
         f"{f' ({args.steps} steps)' if args.steps else ''}; {facts['date']}\n")
   print("| model | config | batch | params jgen / torch | jgen steps/s | torch eager steps/s | "
         "torch.compile steps/s | jgen / eager | jgen / compile |")
@@ -313,6 +324,8 @@ def parse_args(argv=None):
   parser.add_argument("--config", action="append", default=[], metavar="NAME=PATH:VARIANT",
                       help="another jgen config for one model, e.g. glow=configs/flow/glow_fashion_mnist.py:full")
   parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
+  parser.add_argument("--torch-allocator", default="system", choices=("system", "tcmalloc"),
+                      help="PyTorch's malloc (jgen's worker runs under tcmalloc where installed, as `jgen` does)")
   args = parser.parse_args(argv)
   args.models = [m for m in args.models.split(",") if m]
   unknown = [m for m in args.models if m not in MODELS]
@@ -333,10 +346,31 @@ def config_path(spec: str) -> str:
   return spec if os.path.exists(path) else str(ROOT / path) + sep + variant
 
 
+@contextlib.contextmanager
+def environment(env):
+  """os.environ replaced by `env` (None: unchanged) while a worker is spawned: the worker inherits it."""
+  if env is None:
+    yield
+    return
+  saved = dict(os.environ)
+  os.environ.clear()
+  os.environ.update(env)
+  try:
+    yield
+  finally:
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def main(argv=None):
   args = parse_args(argv)
   ctx = mp.get_context("spawn")
-  jgen_w, torch_w = Worker(ctx, "jgen", args.device), Worker(ctx, "torch", args.device)
+  tcmalloc_env = host_allocator.preload_environment()
+  with environment(tcmalloc_env):
+    jgen_w = Worker(ctx, "jgen", args.device)
+  system_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+  with environment(tcmalloc_env if args.torch_allocator == "tcmalloc" else system_env):
+    torch_w = Worker(ctx, "torch", args.device)
   try:
     facts = {"jgen": jgen_w("facts"), "torch": torch_w("facts"), "cpus": os.cpu_count(),
              "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}

@@ -1,5 +1,16 @@
+"""`python -m jgen` and the `jgen` command: the CLI, under tcmalloc where it is installed."""
+
 import sys
 
-from jgen.cli import main
+from jgen import host_allocator
 
-sys.exit(main())
+
+def run():
+  host_allocator.use_tcmalloc()  # first: it starts the process again, and anything imported before is wasted
+  from jgen.cli import main
+
+  sys.exit(main())
+
+
+if __name__ == "__main__":
+  run()
