@@ -13,12 +13,15 @@ if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where i
   host_allocator.use_tcmalloc()
 
 import argparse
+import json
+import resource
 import time
 
 import jax
 import numpy as np
 
 from jgen import config as config_lib
+from jgen import host_allocator
 from jgen.train import loop, sharding
 
 
@@ -47,14 +50,16 @@ def bench(spec: str, steps: int, overrides=()) -> dict:
   compile_s = time.perf_counter() - t0
   state, metrics, flag = compiled(state, placed, flag)
   jax.block_until_ready(metrics)
-  t0 = time.perf_counter()
+  faults, cpu, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time(), time.perf_counter()
   for i in range(steps):
     state, metrics, flag = compiled(state, placed, flag)
   jax.block_until_ready(metrics)
   elapsed = time.perf_counter() - t0
+  cpu, faults = time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
   steps *= per_call
   return {"config": spec, "batch": runner.batch_size, "compile_s": compile_s, "steps_per_s": steps / elapsed,
-          "examples_per_s": steps * runner.batch_size / elapsed}
+          "examples_per_s": steps * runner.batch_size / elapsed, "cpu_ms_per_step": cpu / steps * 1e3,
+          "page_faults_per_step": faults / steps}
 
 
 def main():
@@ -63,12 +68,21 @@ def main():
   parser.add_argument("--steps", type=int, default=50)
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="config override applied to every config, as in `jgen train --set`")
+  parser.add_argument("--json", metavar="PATH", help="also write the results here")
   args = parser.parse_args()
-  print(f"devices: {len(jax.devices())}x {jax.devices()[0].device_kind}")
-  print(f"{'config':55s} {'batch':>5s} {'compile s':>9s} {'steps/s':>8s} {'examples/s':>10s}")
+  allocator = "tcmalloc" if host_allocator.loaded() else "glibc"
+  print(f"devices: {len(jax.devices())}x {jax.devices()[0].device_kind}; host malloc: {allocator}")
+  print(f"{'config':55s} {'batch':>5s} {'compile s':>9s} {'steps/s':>8s} {'examples/s':>10s} {'CPU ms/step':>11s} "
+        f"{'page faults/step':>16s}")
+  results = []
   for spec in args.configs:
     r = bench(spec, args.steps, args.set)
-    print(f"{r['config']:55s} {r['batch']:5d} {r['compile_s']:9.2f} {r['steps_per_s']:8.2f} {r['examples_per_s']:10.0f}")
+    results.append({**r, "allocator": allocator})
+    print(f"{r['config']:55s} {r['batch']:5d} {r['compile_s']:9.2f} {r['steps_per_s']:8.2f} {r['examples_per_s']:10.0f} "
+          f"{r['cpu_ms_per_step']:11.1f} {r['page_faults_per_step']:16.0f}", flush=True)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":
