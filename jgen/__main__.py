@@ -6,7 +6,13 @@ from jgen import host_allocator
 
 
 def run():
-  host_allocator.use_tcmalloc()  # first: it starts the process again, and anything imported before is wasted
+  from jgen.errors import UserError
+
+  try:
+    host_allocator.use_tcmalloc()  # first: it starts the process again, and anything imported before is wasted
+  except UserError as e:
+    print(f"jgen: error: {e}", file=sys.stderr)
+    sys.exit(2)
   from jgen.cli import main
 
   sys.exit(main())

@@ -13,13 +13,16 @@ An allocator can only be chosen when a process starts, so `use_tcmalloc()` start
 same pid, same arguments) with the library in `LD_PRELOAD`. The `jgen` command and `python -m jgen` call it
 before importing anything else; the benchmark scripts call it too. It does nothing where the library is not
 installed (Debian/Ubuntu: `apt-get install libtcmalloc-minimal4`; `make install` does), off Linux, where
-`LD_PRELOAD` is already set (the user's choice of allocator wins), or with `JGEN_ALLOCATOR=system`.
+`LD_PRELOAD` is already set (the user's choice of allocator wins), or with `JGEN_ALLOCATOR=system`;
+`JGEN_ALLOCATOR=tcmalloc` makes a missing library an error instead.
 """
 
 import ctypes.util
 import os
 import platform
 import sys
+
+from jgen.errors import UserError
 
 LIBRARIES = ("tcmalloc_minimal", "tcmalloc")  # gperftools' malloc without, then with, its profilers
 # tcmalloc reports every allocation over 1 GiB on stderr by default; a big run's buffers are not news.
@@ -36,14 +39,22 @@ def find_tcmalloc() -> str | None:
 
 
 def preload_environment(environ=None, find=find_tcmalloc) -> dict | None:
-  """The environment to start this process again with (tcmalloc preloaded), or None to run as it is."""
+  """The environment to start this process again with (tcmalloc preloaded), or None to run as it is.
+
+  `JGEN_ALLOCATOR`: unset or "" (tcmalloc where installed), "system" (never), "tcmalloc" (required: a
+  UserError where it is not installed).
+  """
   environ = dict(os.environ if environ is None else environ)
-  if platform.system() != "Linux" or environ.get("JGEN_ALLOCATOR", "") == "system":
+  choice = environ.get("JGEN_ALLOCATOR", "")
+  if choice not in ("", "system", "tcmalloc"):
+    raise UserError(f"JGEN_ALLOCATOR={choice!r}: use tcmalloc or system, or leave it unset (tcmalloc where installed)")
+  if choice == "system" or environ.get("LD_PRELOAD", "").strip():
     return None
-  if environ.get("LD_PRELOAD", "").strip():
-    return None
-  library = find()
+  library = find() if platform.system() == "Linux" else None
   if library is None:
+    if choice == "tcmalloc":
+      raise UserError("JGEN_ALLOCATOR=tcmalloc, but tcmalloc is not installed here: `sudo apt-get install -y "
+                      "libtcmalloc-minimal4`, or unset JGEN_ALLOCATOR")
     return None
   return {**QUIET, **environ, "LD_PRELOAD": library}
 
@@ -58,9 +69,13 @@ def loaded() -> bool:
 
 
 def use_tcmalloc() -> None:
-  """Starts this process again under tcmalloc (never returns) where `preload_environment` says so."""
+  """Starts this process again under tcmalloc (does not return) where `preload_environment` says so."""
   env = preload_environment()
-  if env is not None:
-    sys.stdout.flush()
-    sys.stderr.flush()
+  if env is None or not sys.executable or not sys.orig_argv:  # no interpreter to start again (embedded python)
+    return
+  sys.stdout.flush()
+  sys.stderr.flush()
+  try:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+  except OSError:  # could not start again: run on as we are, on the system's malloc
+    pass

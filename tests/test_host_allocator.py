@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from jgen import host_allocator
+from jgen.errors import UserError
 
 LIBRARY = "libtcmalloc_minimal.so.4"
 
@@ -31,6 +32,23 @@ def test_leaves_the_process_alone():
   # A user's own tcmalloc setting is kept.
   env = host_allocator.preload_environment({"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": "1000"}, find=_found)
   assert env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] == "1000"
+
+
+def test_a_bad_or_unmet_choice_is_one_clear_error():
+  with pytest.raises(UserError, match="JGEN_ALLOCATOR='tcmaloc': use tcmalloc or system"):
+    host_allocator.preload_environment({"JGEN_ALLOCATOR": "tcmaloc"}, find=_found)
+  with pytest.raises(UserError, match="tcmalloc is not installed here"):
+    host_allocator.preload_environment({"JGEN_ALLOCATOR": "tcmalloc"}, find=lambda: None)
+  assert host_allocator.preload_environment({"JGEN_ALLOCATOR": "tcmalloc"}, find=_found)["LD_PRELOAD"] == LIBRARY
+
+
+def test_the_command_reports_a_bad_choice_in_one_line():
+  env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+  out = subprocess.run([sys.executable, "-m", "jgen", "--help"], env={**env, "JGEN_ALLOCATOR": "fast"},
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2 and out.stdout == ""
+  assert out.stderr.strip().splitlines() == [
+      "jgen: error: JGEN_ALLOCATOR='fast': use tcmalloc or system, or leave it unset (tcmalloc where installed)"]
 
 
 needs_tcmalloc = pytest.mark.skipif(host_allocator.find_tcmalloc() is None or sys.platform != "linux",
