@@ -15,6 +15,9 @@ before importing anything else; the benchmark scripts call it too. It does nothi
 installed (Debian/Ubuntu: `apt-get install libtcmalloc-minimal4`; `make install` does), off Linux, where
 `LD_PRELOAD` is already set (the user's choice of allocator wins), or with `JGEN_ALLOCATOR=system`;
 `JGEN_ALLOCATOR=tcmalloc` makes a missing library an error instead.
+
+tcmalloc keeps the freed memory resident: the PixelCNN `cpu` run's RSS is ~870 MB under it and ~705 MB on
+glibc, flat over 400 steps in both. Results are bit-identical (the same compiled code on the same values).
 """
 
 import ctypes.util
