@@ -10,6 +10,7 @@ pixel, and draws a pixel from them. Pixels are integer levels 0..255 (categorica
 import jax
 import jax.numpy as jnp
 
+from jgen.nn.bernoulli import bernoulli_log_prob
 from jgen.nn.categorical import categorical_log_prob
 from jgen.nn.precision import to_float32
 
@@ -62,8 +63,8 @@ def log_prob(head: str, out, x) -> jax.Array:
     per_pixel = categorical_log_prob(logits, x)
   elif head == "logistic_mixture":
     per_pixel = logistic_mixture_log_probs(out, x[..., 0])[..., None]
-  else:  # bernoulli: x log sigmoid(l) + (1 - x) log sigmoid(-l)
-    per_pixel = x * jax.nn.log_sigmoid(out) + (1.0 - x) * jax.nn.log_sigmoid(-out)
+  else:
+    per_pixel = bernoulli_log_prob(out, x)
   return jnp.sum(per_pixel, axis=tuple(range(1, per_pixel.ndim)))
 
 

@@ -9,10 +9,10 @@ targets), summed over an image; it declares no likelihood.
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jgen.family import Family
 from jgen.families.vae import networks
+from jgen.nn.bernoulli import bernoulli_log_prob
 from jgen.registry import register
 
 
@@ -44,7 +44,7 @@ class Autoencoder(Family):
 
   def _recon(self, model, x):
     logits = model.decode(model.encode(x))
-    return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, x), axis=(1, 2, 3))
+    return -jnp.sum(bernoulli_log_prob(logits, x), axis=(1, 2, 3))
 
   def loss(self, model, batch, rng):
     recon = self._recon(model, batch["x"])

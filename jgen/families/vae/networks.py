@@ -11,11 +11,11 @@ networks serve both likelihood spaces.
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from jgen.eval import likelihood
 from jgen.nn import pixel_heads
+from jgen.nn.bernoulli import bernoulli_log_prob
 from jgen.nn.convnets import ConvDecoder, ConvEncoder
 from jgen.nn.precision import to_float32
 from jgen.nn.resnet import ResDecoder, ResEncoder, one_hot
@@ -84,7 +84,7 @@ def log_likelihood(decoder: str, out, x) -> jax.Array:
   """log p(x | z) in nats per example [B]: x binary {0, 1} ("bernoulli") or 8-bit images in [0, 1] ("logistic")."""
   if decoder == "logistic":
     return pixel_heads.log_prob("logistic_mixture", out, likelihood.to_levels(x))
-  return -jnp.sum(optax.sigmoid_binary_cross_entropy(out, x), axis=tuple(range(1, x.ndim)))
+  return jnp.sum(bernoulli_log_prob(out, x), axis=tuple(range(1, x.ndim)))
 
 
 def mean_image(decoder: str, out) -> jax.Array:
