@@ -5,8 +5,8 @@ glibc's malloc serves any request over 32 MiB (its largest mmap threshold) with 
 with `munmap`, so every step touches every page of a new mapping and the kernel zero-fills each one on a fault:
 the PixelCNN `cpu` step's temporaries are 157 MiB, 40,090 page faults a step; the transformer's 63,205; the
 U-Net's 112,900. tcmalloc keeps freed memory and hands the same pages back at the next step. Measured on 2
-cores (benchmarks/README.md, "Host memory"): the PixelCNN `cpu` step 15.4 -> 30.3 steps/s, the transformer's
-5.9 -> 8.6. glibc's own options cannot do it without a cost: one arena for all threads (a worker thread's
+cores (benchmarks/README.md, "Host memory"): the PixelCNN `cpu` step 15.9 -> 29.5 steps/s, the transformer's
+5.82 -> 8.16. glibc's own options cannot do it without a cost: one arena for all threads (a worker thread's
 arena maps any block over 64 MiB whatever M_MMAP_MAX says) made the conv VAE's step 25 % slower.
 
 An allocator can only be chosen when a process starts, so `use_tcmalloc()` starts the process again (`execve`,
