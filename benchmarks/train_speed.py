@@ -70,7 +70,7 @@ def main():
                       help="config override applied to every config, as in `jgen train --set`")
   parser.add_argument("--json", metavar="PATH", help="also write the results here")
   args = parser.parse_args()
-  allocator = "tcmalloc" if host_allocator.loaded() else "glibc"
+  allocator = host_allocator.current()
   print(f"devices: {len(jax.devices())}x {jax.devices()[0].device_kind}; host malloc: {allocator}")
   print(f"{'config':55s} {'batch':>5s} {'compile s':>9s} {'steps/s':>8s} {'examples/s':>10s} {'CPU ms/step':>11s} "
         f"{'page faults/step':>16s}")

@@ -112,10 +112,9 @@ class JgenSide:
 
   def facts(self):
     jax = self.jax
-    from jgen import host_allocator
     return {"jax": jax.__version__, "backend": jax.default_backend(),
             "devices": f"{len(jax.devices())}x {jax.devices()[0].device_kind}",
-            "allocator": "tcmalloc" if host_allocator.loaded() else "system"}
+            "allocator": host_allocator.current()}
 
   def build(self, name, spec, overrides, dtype):
     """Loads and compiles the config's train step; returns what the twin needs and the step's facts."""
@@ -188,9 +187,8 @@ class TorchSide:
   def facts(self):
     torch = self.torch
     device = f"cuda ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else "cpu"
-    from jgen import host_allocator
     return {"torch": torch.__version__, "device": device, "threads": torch.get_num_threads(),
-            "allocator": "tcmalloc" if host_allocator.loaded() else "system"}
+            "allocator": host_allocator.current()}
 
   def sync(self):
     if self.device.type == "cuda":

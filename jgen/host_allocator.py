@@ -71,6 +71,11 @@ def loaded() -> bool:
     return False
 
 
+def current() -> str:
+  """"tcmalloc" where it is loaded in this process, else "system" (for benchmark reports)."""
+  return "tcmalloc" if loaded() else "system"
+
+
 def use_tcmalloc() -> None:
   """Starts this process again under tcmalloc (does not return) where `preload_environment` says so."""
   env = preload_environment()
