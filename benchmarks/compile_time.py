@@ -21,6 +21,7 @@ if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where i
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -109,11 +110,44 @@ def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = F
   return result
 
 
+def measure_loop(spec: str, overrides=()) -> dict:
+  """Seconds from loading the config to the end of the first step of `jgen.train.loop.train` itself (a fresh
+  workdir, no in-loop evaluators), on the dataset's prepared records; the run stops there."""
+  import tempfile
+
+  from jgen import config as config_lib
+  from jgen.train import loop
+
+  clock = _Clock()
+  config = config_lib.load(spec, tuple(overrides) + ("train.steps=2", "train.eval_every=0", "train.ckpt_every=0",
+                                                     "train.sample_num=0", "train.evals="))
+  first = {}
+  run = loop.Runner.run
+
+  class FirstStepDone(Exception):
+    pass
+
+  def timed_run(self, state, placed, first_bad):
+    jax.block_until_ready(run(self, state, placed, first_bad))
+    first["to_first_step"] = clock.lap()
+    raise FirstStepDone  # the rest of the run (its final eval and checkpoint) is not timed
+
+  loop.Runner.run = timed_run
+  with tempfile.TemporaryDirectory() as workdir:
+    try:
+      loop.train(config, os.path.join(workdir, "run"), show_progress=False)
+    except FirstStepDone:
+      pass
+  return {"config": spec, "loop": True, **first, "devices": f"{len(jax.devices())}x {jax.devices()[0].device_kind}"}
+
+
 def _fmt(t):
   return f"{t[0]:7.2f} ({t[1]:6.2f})"
 
 
 def report(r) -> str:
+  if r.get("loop"):
+    return f"{r['config']}  ({r['devices']}): jgen.train.loop.train to the end of its first step: {_fmt(r['to_first_step'])}"
   lines = [f"{r['config']}  ({r['devices']}, {r['params']:,} parameters); seconds wall (cpu)",
            f"  {'':6s}" + "".join(f" {s:>16s}" for s in (*STAGES, "total")),
            f"  {'build':6s} {'':67s} {_fmt(r['build'])}"]
@@ -136,6 +170,8 @@ def main():
                       "second run reads what the first wrote)")
   parser.add_argument("--fast-init", action="store_true", help="the init as the loop could build it: an rbg key "
                       "and XLA's backend optimisation level 0 (it runs once)")
+  parser.add_argument("--loop", action="store_true", help="time the training loop itself (`jgen train`, "
+                      "1 step, real data: run `make data` first) to the end of its first step, not stage by stage")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one config, in a fresh process
   args = parser.parse_args()
   if args.log_compiles:
@@ -143,11 +179,14 @@ def main():
   if args.cache:
     jax.config.update("jax_compilation_cache_dir", args.cache)
   if args.child:
-    print("RESULT " + json.dumps(measure(args.configs[0], args.set, args.eval, args.fast_init)))
+    result = (measure_loop(args.configs[0], args.set) if args.loop
+              else measure(args.configs[0], args.set, args.eval, args.fast_init))
+    print("RESULT " + json.dumps(result))
     return
   for spec in args.configs:
     cmd = [sys.executable, __file__, spec, "--child"] + [f"--set={s}" for s in args.set]
     cmd += ["--eval"] * args.eval + ["--log-compiles"] * args.log_compiles + ["--fast-init"] * args.fast_init
+    cmd += ["--loop"] * args.loop
     cmd += [f"--cache={args.cache}"] if args.cache else []
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     print(report(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])), flush=True)

@@ -36,7 +36,7 @@ from jgen.data import pipeline, sources
 from jgen.data import spec as spec_lib
 from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
-from jgen.train import checkpoint, compile_options, sampling, sharding, workdir_lock
+from jgen.train import checkpoint, compile_ahead, compile_options, sampling, sharding, workdir_lock
 from jgen.train import workdir as workdir_lib
 from jgen.train.metrics import MetricWriter
 from jgen.train.progress import Progress
@@ -127,10 +127,17 @@ class Runner:
     self.eval = jax.jit(_eval_fn(self.family, self.eval_key),
                         in_shardings=(self.state_sharding, self.batch_sharding, self.batch_sharding, self.replicated),
                         out_shardings=self.replicated, compiler_options=step_opts)
+    self.train_step = self.step  # the single step `run` calls: `step`, or its compile started ahead
     self.eval_keys = set(jax.eval_shape(lambda s, b: self.family.eval_step(s, spec_lib.to_model_input(b),
                                                                             self.eval_key),
                                         self.abstract_state, batch))
     return batch
+
+  def compile_step_ahead(self, loader_batch, first_bad) -> None:
+    """Starts compiling the single train step for a loader batch like `loader_batch` in a background thread, so
+    that the compile overlaps the restore or init; `run` calls it once compiled (jgen/train/compile_ahead.py)."""
+    state = compile_ahead.abstract(self.abstract_state, self.state_sharding)
+    self.train_step = compile_ahead.CompiledAhead(self.step, state, self.put_train_batch(loader_batch), first_bad)
 
   def _unstack(self, batch):
     if self.k > 1:  # [k * B, ...] -> [k, B, ...]
@@ -149,7 +156,7 @@ class Runner:
 
   def run(self, state, placed, first_bad):
     """One unit of steps: a single step, or `multi_step` where `placed` holds several steps' batches."""
-    return (self.multi_step if placed[0] > 1 else self.step)(state, placed[1], first_bad)
+    return (self.multi_step if placed[0] > 1 else self.train_step)(state, placed[1], first_bad)
 
   def read_unit(self, train_it, steps: int):
     """The next `steps` steps' batches from the loader, placed on the mesh: (steps, arrays)."""
@@ -219,6 +226,10 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
       write_atomically(os.path.join(workdir, "config.json"), config_lib.to_json(config))
     os.makedirs(checkpoint.checkpoint_dir(workdir), exist_ok=True)
     mngr = checkpoint.manager(workdir, keep=config.train.keep, best_mode=family.best_mode)
+    first_bad = jax.device_put(jnp.int32(0), runner.replicated)  # placed as the step returns it: one compile
+    latest = mngr.latest_step()
+    if latest is None or latest < config.train.steps:  # steps left: compile the step while restoring or initialising
+      runner.compile_step_ahead(example, first_bad)
     restored = workdir_lib.restore(runner, mngr, saved, train_it) if saved is not None else None
     train_seconds = 0.0
     if restored is not None:
@@ -237,7 +248,6 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     log_every, eval_every, ckpt_every = config.train.log_every, config.train.eval_every, config.train.ckpt_every
     data_facts = {"batch_spec": checkpoint.batch_spec(first), "spec": runner.spec.to_json()}
     last = {}
-    first_bad = jax.device_put(jnp.int32(0), runner.replicated)  # placed as the step returns it: one compile
     t0 = time.perf_counter()
     eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
 
