@@ -23,8 +23,9 @@ class CompiledAhead:
   def __init__(self, jitted, *args):
     self._compiled = None
     self._error = None
-    # Not a daemon: a daemon thread still inside XLA when the interpreter shuts down can crash it. A run that
-    # fails before its first step (its error already printed) exits once the compile is done.
+    # Not a daemon: a daemon thread still inside XLA when the interpreter shuts down aborts the process
+    # ("FATAL: exception not rethrown", exit 134, seen after Ctrl-C). A run stopped before its first step prints
+    # its message at once and exits when the compile ends, as a compile on the main thread would have made it.
     self._thread = threading.Thread(target=self._compile, args=(jitted, args), name="jgen-compile-ahead")
     self._thread.start()
 
