@@ -46,12 +46,12 @@ def test_an_error_while_tracing_is_raised_at_the_first_call_in_the_callers_threa
     ahead.result()
 
 
-def _train(workdir, steps, captured=None, monkeypatch=None):
+def _train(workdir, steps, captured=None, monkeypatch=None, extra=()):
   if monkeypatch is not None:  # keep the run's Runner to look at its step afterwards
     setup = loop.Runner.setup
     monkeypatch.setattr(loop.Runner, "setup", lambda self, batch: (captured.append(self), setup(self, batch))[1])
   overrides = [f"train.steps={steps}", "train.log_every=2", "train.eval_every=0", "train.ckpt_every=4",
-               "train.sample_num=0", "train.evals=''"]
+               "train.sample_num=0", "train.evals=''", *extra]
   loop.train(config_lib.load(config_path(VAE), overrides), str(workdir), show_progress=False)
 
 
@@ -86,4 +86,11 @@ def test_a_finished_run_compiles_nothing_ahead(tmp_path, monkeypatch):
   _train(tmp_path / "run", 4)
   runners = []
   _train(tmp_path / "run", 4, runners, monkeypatch)  # nothing left to train
+  assert runners[0].train_step is runners[0].step
+
+
+def test_several_steps_a_call_leave_the_single_step_to_jit(tmp_path, monkeypatch):
+  # The first call may be the scanned one; compiling the single step ahead would only compete with it.
+  runners = []
+  _train(tmp_path / "run", 4, runners, monkeypatch, extra=["train.steps_per_call=2"])
   assert runners[0].train_step is runners[0].step

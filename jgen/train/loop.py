@@ -228,7 +228,9 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     mngr = checkpoint.manager(workdir, keep=config.train.keep, best_mode=family.best_mode)
     first_bad = jax.device_put(jnp.int32(0), runner.replicated)  # placed as the step returns it: one compile
     latest = mngr.latest_step()
-    if latest is None or latest < config.train.steps:  # steps left: compile the step while restoring or initialising
+    # Steps left: compile the step while restoring or initialising. With several steps a call the first call
+    # may be the scanned one, which stays jit's to compile when it comes.
+    if runner.steps_per_call == 1 and (latest is None or latest < config.train.steps):
       runner.compile_step_ahead(example, first_bad)
     restored = workdir_lib.restore(runner, mngr, saved, train_it) if saved is not None else None
     train_seconds = 0.0
