@@ -22,6 +22,7 @@ if __name__ == "__main__":  # as the `jgen` command runs: under tcmalloc where i
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -110,17 +111,25 @@ def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = F
   return result
 
 
-def measure_loop(spec: str, overrides=()) -> dict:
-  """Seconds from loading the config to the end of the first step of `jgen.train.loop.train` itself (a fresh
-  workdir, no in-loop evaluators), on the dataset's prepared records; the run stops there."""
+def measure_loop(spec: str, overrides=(), resume: bool = False) -> dict:
+  """Seconds from loading the config to the end of the first step of `jgen.train.loop.train` itself (no in-loop
+  evaluators), on the dataset's prepared records; the run stops there. In a fresh workdir, or with `resume`
+  in one that a first run (`jgen train`, another process, one step and its checkpoint, untimed) left."""
   import tempfile
 
   from jgen import config as config_lib
   from jgen.train import loop
 
+  # The first run's closing eval is cut to one small batch; the timed run has the same config, as a resume must.
+  sets = tuple(overrides) + ("train.eval_every=0", "train.ckpt_every=1", "train.sample_num=0", "train.evals=",
+                             "train.eval_batches=1", "data.eval_batch_size=8")
+  workdir_root = tempfile.mkdtemp()
+  workdir = os.path.join(workdir_root, "run")
+  if resume:
+    cmd = [sys.executable, "-m", "jgen", "train", spec, "--workdir", workdir, "--quiet", "--set", "train.steps=1"]
+    subprocess.run(cmd + [a for s in sets for a in ("--set", s)], check=True, stdout=subprocess.DEVNULL)
   clock = _Clock()
-  config = config_lib.load(spec, tuple(overrides) + ("train.steps=2", "train.eval_every=0", "train.ckpt_every=0",
-                                                     "train.sample_num=0", "train.evals="))
+  config = config_lib.load(spec, sets + ("train.steps=3",))
   first = {}
   run = loop.Runner.run
 
@@ -133,12 +142,14 @@ def measure_loop(spec: str, overrides=()) -> dict:
     raise FirstStepDone  # the rest of the run (its final eval and checkpoint) is not timed
 
   loop.Runner.run = timed_run
-  with tempfile.TemporaryDirectory() as workdir:
-    try:
-      loop.train(config, os.path.join(workdir, "run"), show_progress=False)
-    except FirstStepDone:
-      pass
-  return {"config": spec, "loop": True, **first, "devices": f"{len(jax.devices())}x {jax.devices()[0].device_kind}"}
+  try:
+    loop.train(config, workdir, show_progress=False)
+  except FirstStepDone:
+    pass
+  finally:
+    shutil.rmtree(workdir_root, ignore_errors=True)
+  return {"config": spec, "loop": "resumed" if resume else "fresh", **first,
+          "devices": f"{len(jax.devices())}x {jax.devices()[0].device_kind}"}
 
 
 def _fmt(t):
@@ -147,7 +158,8 @@ def _fmt(t):
 
 def report(r) -> str:
   if r.get("loop"):
-    return f"{r['config']}  ({r['devices']}): jgen.train.loop.train to the end of its first step: {_fmt(r['to_first_step'])}"
+    return (f"{r['config']}  ({r['devices']}): jgen.train.loop.train ({r['loop']} workdir) to the end of its "
+            f"first step: {_fmt(r['to_first_step'])}")
   lines = [f"{r['config']}  ({r['devices']}, {r['params']:,} parameters); seconds wall (cpu)",
            f"  {'':6s}" + "".join(f" {s:>16s}" for s in (*STAGES, "total")),
            f"  {'build':6s} {'':67s} {_fmt(r['build'])}"]
@@ -172,6 +184,8 @@ def main():
                       "and XLA's backend optimisation level 0 (it runs once)")
   parser.add_argument("--loop", action="store_true", help="time the training loop itself (`jgen train`, "
                       "1 step, real data: run `make data` first) to the end of its first step, not stage by stage")
+  parser.add_argument("--resume", action="store_true", help="with --loop: time a resumed run (a first run, "
+                      "untimed, trains one step and checkpoints it)")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one config, in a fresh process
   args = parser.parse_args()
   if args.log_compiles:
@@ -179,14 +193,14 @@ def main():
   if args.cache:
     jax.config.update("jax_compilation_cache_dir", args.cache)
   if args.child:
-    result = (measure_loop(args.configs[0], args.set) if args.loop
+    result = (measure_loop(args.configs[0], args.set, args.resume) if args.loop
               else measure(args.configs[0], args.set, args.eval, args.fast_init))
     print("RESULT " + json.dumps(result))
     return
   for spec in args.configs:
     cmd = [sys.executable, __file__, spec, "--child"] + [f"--set={s}" for s in args.set]
     cmd += ["--eval"] * args.eval + ["--log-compiles"] * args.log_compiles + ["--fast-init"] * args.fast_init
-    cmd += ["--loop"] * args.loop
+    cmd += ["--loop"] * args.loop + ["--resume"] * args.resume
     cmd += [f"--cache={args.cache}"] if args.cache else []
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     print(report(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])), flush=True)
