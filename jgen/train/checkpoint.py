@@ -25,7 +25,7 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from jgen import config as config_lib
 from jgen.errors import UserError, notice
-from jgen.train import checksum
+from jgen.train import checksum, sharding
 
 # The saved metrics dict holds the family's main eval metric under this key.
 BEST_KEY = "main"
@@ -100,10 +100,6 @@ def save(mngr: ocp.CheckpointManager, step: int, state, data_state: dict, config
       config=ocp.args.JsonSave(json.loads(config_lib.to_json(config)))))
 
 
-def _abstract(abstract_state, shardings):
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
-
-
 class CheckpointDamaged(Exception):
   """A checkpoint's files do not hold what was saved (checksum mismatch or unusable data item)."""
 
@@ -151,7 +147,7 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_for, steps=None, *, hea
         raise CheckpointDamaged("its data item is not a JSON object")
       abstract, shardings = abstract_for(data)
       state = mngr.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(_abstract(abstract, shardings))))["state"]
+          state=ocp.args.StandardRestore(sharding.placed_abstract(abstract, shardings))))["state"]
       if "checksums" in data:
         problem = checksum.mismatch(state, data["checksums"])
         if problem:
@@ -217,7 +213,6 @@ def restore_for_inference(workdir: str, which: str = "latest", overrides=()):
   """
   from jgen import registry
   from jgen.data.spec import DataSpec, to_model_input
-  from jgen.train import sharding
 
   if which not in ("latest", "best"):
     raise UserError(f"--checkpoint must be 'latest' or 'best', got {which!r}")

@@ -13,8 +13,6 @@ compiled function is first called, as jit raises it on its first call.
 
 import threading
 
-import jax
-
 
 class CompiledAhead:
   """`jitted` traced, lowered and compiled for `args` (arrays or `jax.ShapeDtypeStruct`s with shardings) in a
@@ -23,6 +21,7 @@ class CompiledAhead:
   def __init__(self, jitted, *args):
     self._compiled = None
     self._error = None
+    self._call = None  # the executable, once a call has waited for it
     # Not a daemon: a daemon thread still inside XLA when the interpreter shuts down aborts the process
     # ("FATAL: exception not rethrown", exit 134, seen after Ctrl-C). A run stopped before its first step prints
     # its message at once and exits when the compile ends, as a compile on the main thread would have made it.
@@ -43,9 +42,6 @@ class CompiledAhead:
     return self._compiled
 
   def __call__(self, *args):
-    return self.result()(*args)
-
-
-def abstract(tree, shardings):
-  """`jax.ShapeDtypeStruct`s of an abstract pytree (e.g. `jax.eval_shape`'s) placed with `shardings`."""
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree, shardings)
+    if self._call is None:  # only the first call waits; later steps go straight to the executable
+      self._call = self.result()
+    return self._call(*args)

@@ -136,7 +136,7 @@ class Runner:
   def compile_step_ahead(self, loader_batch, first_bad) -> None:
     """Starts compiling the single train step for a loader batch like `loader_batch` in a background thread, so
     that the compile overlaps the restore or init; `run` calls it once compiled (jgen/train/compile_ahead.py)."""
-    state = compile_ahead.abstract(self.abstract_state, self.state_sharding)
+    state = sharding.placed_abstract(self.abstract_state, self.state_sharding)
     self.train_step = compile_ahead.CompiledAhead(self.step, state, self.put_train_batch(loader_batch), first_bad)
 
   def _unstack(self, batch):

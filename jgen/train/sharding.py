@@ -87,3 +87,9 @@ def global_batch_size(batch_size: int, mesh) -> int:
 def put_batch(batch: dict, sharding: NamedSharding) -> dict:
   """Places this process's slice of the global batch on the mesh."""
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+
+
+def placed_abstract(abstract_tree, shardings):
+  """`jax.ShapeDtypeStruct`s of an abstract pytree (e.g. `jax.eval_shape`'s) carrying `shardings`: what a restore
+  reads into, or an ahead-of-time compile is lowered for."""
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_tree, shardings)
