@@ -1,6 +1,8 @@
-"""Test setup: 8 CPU devices so sharding tests can build a data-parallel mesh."""
+"""Test setup: 8 CPU devices so sharding tests can build a data-parallel mesh, and one compilation cache per run."""
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -11,6 +13,36 @@ jax.config.update("jax_num_cpu_devices", 8)
 
 
 import pytest  # noqa: E402
+
+_OWN_CACHE = "JGEN_TEST_OWNS_XLA_CACHE"
+
+
+def pytest_configure(config):
+  """One jax persistent compilation cache for the whole run, in a fresh temporary directory.
+
+  Most of the suite's time is XLA compiling, and many tests compile the same program: a config's smoke run,
+  the 1-device half of its sharding-equivalence run, each process of a resume test, the CLI tests. The
+  directory is made by the first pytest process (the xdist controller, or the only process) and reaches the
+  workers and the `jgen` processes the tests start through the environment; an entry is keyed by the whole
+  program, its compile options and the devices, so a hit is the same executable a compile would give. A cache
+  the user set (JAX_COMPILATION_CACHE_DIR) is used as it is and left alone.
+  """
+  if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jgen-test-xla-")
+    os.environ[_OWN_CACHE] = str(os.getpid())
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+  # A size limit turns on the cache's file lock, so two workers never read an entry half written.
+  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
+  # jax read its flags from the environment when conftest imported it, before the lines above.
+  jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+  jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+
+
+def pytest_unconfigure(config):
+  if os.environ.get(_OWN_CACHE) == str(os.getpid()):
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -20,8 +21,7 @@ class MetricWriter:
     if not enabled:
       return
     _truncate_after(self.path, resume_step)
-    from tensorboardX import SummaryWriter
-    self.tb = SummaryWriter(os.path.join(workdir, "tb"))
+    self.tb = _summary_writer_class()(os.path.join(workdir, "tb"))
 
   def write(self, step: int, scalars: dict) -> None:
     if not self.enabled:
@@ -36,6 +36,24 @@ class MetricWriter:
   def close(self):
     if self.enabled:
       self.tb.close()
+
+
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without PyTorch.
+
+  tensorboardX imports torch at module level where it is installed, only to accept torch tensors as values:
+  a second of start-up and hundreds of MB for a run that logs floats. Unless the process already holds torch,
+  its import is refused while tensorboardX loads (it falls back to numpy arrays, which is all jgen passes).
+  """
+  if "tensorboardX.writer" in sys.modules or "torch" in sys.modules:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules["torch"] = None  # `import torch` raises ImportError while this entry is there
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
 
 
 def _parse(line: str) -> dict | None:
