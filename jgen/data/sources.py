@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from jgen.data import text, toy2d
+from jgen.data import record_parser, text, toy2d
 from jgen.errors import UserError
 
 TFDS_PREFIX = "tfds:"
@@ -240,6 +240,8 @@ class _Source:
     self._image_key = image_key
     self._label_key = label_key
     self._start, self._len = start, stop - start
+    keys = [image_key] + ([label_key] if label_key else [])
+    self._parse = record_parser.for_source(source, keys)  # None: TFDS decodes each record
 
   def __len__(self) -> int:
     return self._len
@@ -263,6 +265,8 @@ class _Source:
   def __getitems__(self, indices):
     """A batched read (one call into array_record) where the wrapped source has one."""
     indices = [self._index(i) for i in indices]
+    if self._parse is not None:
+      return [self._rename(example) for example in self._parse(self._source.data_source.__getitems__(indices))]
     if hasattr(self._source, "__getitems__"):
       return [self._rename(example) for example in self._source.__getitems__(indices)]
     return [self._rename(self._source[i]) for i in indices]
