@@ -185,14 +185,16 @@ def test_scanned_blocks_compute_the_unrolled_function():
     grads, out = f(params)
     return out, grads
 
-  outs = []
-  for key in (None, jax.random.key(2)):  # deterministic, then with dropout: each block draws the same mask
-    out_u, grads_u = output_and_grads(unrolled, key)
-    out_s, grads_s = output_and_grads(scanned, key)
-    np.testing.assert_allclose(out_s, out_u, atol=1e-5, rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4), grads_s,
-                 _stacked(unrolled, scanned, grads_u))
-    outs.append(out_s)
+  # Deterministic: the outputs. With dropout (each block draws the same mask): outputs and every gradient.
+  deterministic = jax.jit(lambda m: m(x, t, label))
+  out_u, out_s = deterministic(unrolled), deterministic(scanned)
+  np.testing.assert_allclose(out_s, out_u, atol=1e-5, rtol=1e-5)
+  out_u, grads_u = output_and_grads(unrolled, jax.random.key(2))
+  out_s, grads_s = output_and_grads(scanned, jax.random.key(2))
+  np.testing.assert_allclose(out_s, out_u, atol=1e-5, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4), grads_s,
+               _stacked(unrolled, scanned, grads_u))
+  outs = [deterministic(scanned), out_s]
   assert not np.allclose(outs[0], outs[1], atol=1e-4)  # dropout is on
   # The bound and the samplers call the network inside jax.lax.scan, closing over its parameters.
   graphdef, state = nnx.split(scanned)
