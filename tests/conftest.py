@@ -1,5 +1,6 @@
 """Test setup: 8 CPU devices so sharding tests can build a data-parallel mesh, and one compilation cache per run."""
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -27,11 +28,14 @@ def pytest_configure(config):
   program, its compile options and the devices, so a hit is the same executable a compile would give. A cache
   the user set (JAX_COMPILATION_CACHE_DIR) is used as it is and left alone.
   """
+  if importlib.util.find_spec("filelock") is None:  # a `dev` extra: without its lock, no shared cache
+    return
   if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jgen-test-xla-")
     os.environ[_OWN_CACHE] = str(os.getpid())
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-  # A size limit turns on the cache's file lock, so two workers never read an entry half written.
+  # A size limit turns on the cache's file lock (the `filelock` package), so no process reads an entry half
+  # written (jax would warn on stderr, which the CLI tests read).
   os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
   # jax read its flags from the environment when conftest imported it, before the lines above.
   jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
