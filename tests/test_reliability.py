@@ -19,6 +19,7 @@ from jgen import registry
 from jgen.errors import UserError
 from jgen.families.vae import VAE
 from jgen.train import checkpoint, checksum, loop
+from jgen.train import workdir as workdir_lib
 from tests.helpers import config_path, logged
 
 VAE_DIGITS = config_path("configs/vae/conv_digits.py") + ":smoke"
@@ -183,6 +184,25 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_good_checkpoint(tmp_path, mo
   assert sorted(checkpoint.manager(workdir).all_steps()) == [2, 4]
   _train(workdir, 6)
   _assert_same_as(reference, workdir)
+
+
+def test_a_full_disk_counts_the_save_still_in_flight():
+  # The error can come while the previous checkpoint is still being written in the background: the line must
+  # name it once it is whole, not the one before it.
+  class InFlight:
+    steps = [2]
+
+    def wait_until_finished(self):
+      self.steps = [2, 4]
+
+    def reload(self):
+      pass
+
+    def latest_step(self):
+      return self.steps[-1]
+
+  with pytest.raises(UserError, match=r"the last good checkpoint \(step 4\) is kept"):
+    workdir_lib.raise_if_disk_error(OSError(errno.ENOSPC, "No space left on device"), "run", InFlight())
 
 
 def test_cli_reruns_and_workdirs_in_odd_states(tmp_path, capsys):

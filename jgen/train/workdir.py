@@ -132,6 +132,10 @@ def raise_if_disk_error(e: BaseException, workdir: str, mngr) -> None:
     known = [m for m in _DISK_MESSAGES if m in text]
     if (isinstance(e, OSError) and e.errno in _DISK_ERRNOS) or known:
       reason = e.strerror if isinstance(e, OSError) and e.strerror else known[0]
+      try:  # a save still in flight may yet complete: it counts once it has (or failed)
+        mngr.wait_until_finished()
+      except Exception:  # noqa: BLE001 -- it failed too: the step before it is the last good one
+        pass
       try:
         mngr.reload()
         good = mngr.latest_step()
