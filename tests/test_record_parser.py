@@ -1,10 +1,14 @@
 """Raw records parsed straight to numpy equal TFDS's own decoding, record for record; anything the parser does not
-read exactly is left to TFDS."""
+read exactly is left to TFDS; a damaged prepared file is one line naming the directory to delete."""
+
+import os
+import shutil
 
 import numpy as np
 import pytest
 
 from jgen.data import record_parser, sources
+from jgen.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +56,20 @@ def test_features_it_does_not_read_are_left_to_tfds(digits):
   inner = digits._source
   assert record_parser.for_source(inner, ["x", "no_such_feature"]) is None
   assert record_parser.for_source(list(range(3)), ["x"]) is None  # not a TFDS data source
+
+
+def test_a_damaged_prepared_file_is_one_line_naming_the_directory(tmp_path):
+  data_dir = str(tmp_path / "data")
+  prepared = sources.prepare("digits", data_dir=data_dir)
+  train_file = [f for f in os.listdir(prepared) if "-train.array_record" in f][0]
+  path = os.path.join(prepared, train_file)
+  raw = bytearray(open(path, "rb").read())
+  for i in range(len(raw) // 3, len(raw) // 3 + 200):  # inside a chunk: its stored hash no longer matches
+    raw[i] ^= 0xFF
+  open(path, "wb").write(bytes(raw))
+  with pytest.raises(UserError, match=r"the prepared dataset in .*jgen_digits.* is damaged \(Corrupted"):
+    src = sources.load("digits", "train", data_dir=data_dir)
+    src.__getitems__(list(range(len(src))))
+  shutil.rmtree(prepared)  # as the message says: the next load prepares it again
+  src = sources.load("digits", "train", data_dir=data_dir)
+  assert len(src.__getitems__(list(range(len(src))))) == len(src)

@@ -260,16 +260,30 @@ class _Source:
     return {"x": np.asarray(example[self._image_key]), "label": np.asarray(label)}
 
   def __getitem__(self, index: int) -> dict[str, Any]:
-    return self._rename(self._source[self._index(index)])
+    with self._damage_is_a_user_error():
+      return self._rename(self._source[self._index(index)])
 
   def __getitems__(self, indices):
     """A batched read (one call into array_record) where the wrapped source has one."""
     indices = [self._index(i) for i in indices]
-    if self._parse is not None:
-      return [self._rename(example) for example in self._parse(self._source.data_source.__getitems__(indices))]
-    if hasattr(self._source, "__getitems__"):
-      return [self._rename(example) for example in self._source.__getitems__(indices)]
-    return [self._rename(self._source[i]) for i in indices]
+    with self._damage_is_a_user_error():
+      if self._parse is not None:
+        return [self._rename(example) for example in self._parse(self._source.data_source.__getitems__(indices))]
+      if hasattr(self._source, "__getitems__"):
+        return [self._rename(example) for example in self._source.__getitems__(indices)]
+      return [self._rename(self._source[i]) for i in indices]
+
+  @contextlib.contextmanager
+  def _damage_is_a_user_error(self):
+    """array_record checks every chunk's hash: a damaged prepared file is one line naming what to delete."""
+    try:
+      yield
+    except RuntimeError as e:
+      if "Corrupted" not in str(e):
+        raise
+      where = getattr(getattr(self._source, "dataset_info", None), "data_dir", None) or "its data directory"
+      raise UserError(f"the prepared dataset in {where} is damaged ({(str(e).splitlines() or [''])[0][:120]}): "
+                      f"delete that directory and the next run prepares it again") from None
 
   def __repr__(self) -> str:
     return f"_Source({self._source!r}, start={self._start}, stop={self._start + self._len})"
