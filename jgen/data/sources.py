@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from jgen.data import record_parser, text, toy2d
-from jgen.errors import UserError
+from jgen.errors import UserError, first_line
 
 TFDS_PREFIX = "tfds:"
 TOY2D_PREFIX = "toy2d_"
@@ -282,7 +282,7 @@ class _Source:
       if "Corrupted" not in str(e):
         raise
       where = getattr(getattr(self._source, "dataset_info", None), "data_dir", None) or "its data directory"
-      raise UserError(f"the prepared dataset in {where} is damaged ({(str(e).splitlines() or [''])[0][:120]}): "
+      raise UserError(f"the prepared dataset in {where} is damaged ({first_line(e)}): "
                       f"delete that directory and the next run prepares it again") from None
 
   def __repr__(self) -> str:

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from jgen.errors import UserError
+from jgen.errors import UserError, first_line
 from jgen.eval import ood
 
 OUTLIER_NAMES = {"noise": "noise", "inverted": "inverted", "digits28": "digits"}  # CLI name -> ood's set
@@ -57,7 +57,7 @@ def load_npy(path: str, spec, limit: int | None) -> np.ndarray:
     x = np.load(path, allow_pickle=False)
   except (OSError, ValueError) as e:
     raise UserError(f"{path!r} is not a readable .npy array ({type(e).__name__}: "
-                    f"{(str(e).splitlines() or [''])[0][:120]}): save one with numpy.save") from None
+                    f"{first_line(e)}): save one with numpy.save") from None
   want = tuple(spec.shape)
   if spec.is_image and want[-1] == 1 and x.shape[1:] == want[:-1]:
     x = x[..., None]  # [N, H, W] for one-channel images

@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from jgen import config as config_lib
-from jgen.errors import UserError, notice
+from jgen.errors import UserError, first_line, notice
 from jgen.train import checksum, sharding
 
 # The saved metrics dict holds the family's main eval metric under this key.
@@ -106,7 +106,7 @@ class CheckpointDamaged(Exception):
 
 def _first_line(e: Exception) -> str:
   # The storage layer's message can run to kilobytes of JSON: its first line says enough.
-  return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
+  return f"{type(e).__name__}: {first_line(e, 160)}"
 
 
 def set_aside(mngr: ocp.CheckpointManager, step: int) -> str:
@@ -195,7 +195,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
       saved = config_lib.from_json(f.read())
   except (OSError, ValueError, TypeError, AttributeError) as e:
     raise UserError(f"workdir {workdir!r} has an unreadable config.json ({type(e).__name__}: "
-                    f"{(str(e).splitlines() or [''])[0][:120]}): restore it from a checkpoint's config item "
+                    f"{first_line(e)}): restore it from a checkpoint's config item "
                     f"(checkpoints/<step>/config/metadata) or retrain") from None
   try:  # onto today's defaults, so a run saved before a field was added still reads
     config = config_lib.defaults_for(saved.model.name)

@@ -8,7 +8,7 @@ gloo, which jax selects only when asked.
 
 import os
 
-from jgen.errors import UserError
+from jgen.errors import UserError, first_line
 
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 HOW = ("set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID for every process, "
@@ -42,5 +42,5 @@ def initialize(timeout_s: int = 300) -> None:
     jax.distributed.initialize(coordinator_address=address, num_processes=count, process_id=index,
                                initialization_timeout=timeout_s)
   except (ValueError, RuntimeError) as e:
-    first = (str(e).splitlines() or [""])[0][:160]
+    first = first_line(e, 160)
     raise UserError(f"--distributed: cannot join a multi-process run ({first}): {HOW}") from None
