@@ -35,3 +35,17 @@ def test_under_jit_and_vmap():
   bias = jnp.arange(2.0)
   f = jax.jit(jax.vmap(jax.grad(lambda y, b: jnp.sum(add_bias(y, b) ** 2), argnums=1), in_axes=(0, None)))
   np.testing.assert_allclose(np.asarray(f(y, bias)), np.asarray(2 * (y + bias).sum(1)), rtol=1e-5)
+
+
+def test_forward_mode_and_an_undifferentiated_bias():
+  y = jax.random.normal(jax.random.key(0), (3, 4))
+  bias = jnp.arange(4.0)
+  np.testing.assert_allclose(np.asarray(jax.jacfwd(add_bias, argnums=1)(y, bias)),
+                             np.broadcast_to(np.eye(4), (3, 4, 4)), atol=0)
+  np.testing.assert_allclose(np.asarray(jax.jacfwd(add_bias)(y, bias)),
+                             np.asarray(jax.jacfwd(lambda y: y + bias)(y)), atol=0)
+  # A gradient for the input alone: the bias's tangent is a symbolic zero, and no product over rows is made.
+  jaxpr = jax.make_jaxpr(jax.grad(lambda y: jnp.sum(add_bias(y, bias) ** 2)))(y)
+  assert "dot_general" not in str(jaxpr)
+  np.testing.assert_allclose(np.asarray(jax.grad(lambda y: jnp.sum(add_bias(y, bias) ** 2))(y)),
+                             np.asarray(2 * (y + bias)), rtol=1e-6)

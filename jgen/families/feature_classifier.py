@@ -12,6 +12,7 @@ import optax
 from flax import nnx
 
 from jgen.family import Model
+from jgen.nn.conv import Conv
 from jgen.registry import register
 
 
@@ -23,7 +24,7 @@ class FeatureClassifier(nnx.Module):
     convs, norms, c_in, size = [], [], in_channels, image_size
     for c_out in channels:
       for _ in range(convs_per_stage):
-        convs.append(nnx.Conv(c_in, c_out, (3, 3), use_bias=False, rngs=rngs))
+        convs.append(Conv(c_in, c_out, (3, 3), use_bias=False, rngs=rngs))
         norms.append(nnx.BatchNorm(c_out, momentum=0.9, rngs=rngs))
         c_in = c_out
       size //= 2

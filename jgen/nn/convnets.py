@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.nn.conv import Conv
 from jgen.nn.upsample import SubpixelConvTranspose
 
 
@@ -27,7 +28,7 @@ class ConvEncoder(nnx.Module):
     h, w, c = image_shape
     _check_side(h, len(channels)), _check_side(w, len(channels))
     ins = [c, *channels[:-1]]
-    self.convs = nnx.List([nnx.Conv(i, o, (4, 4), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
+    self.convs = nnx.List([Conv(i, o, (4, 4), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
                            for i, o in zip(ins, channels)])
     flat = (h // 2 ** len(channels)) * (w // 2 ** len(channels)) * channels[-1]
     self.head = nnx.Linear(flat, out_dim, dtype=dtype, rngs=rngs)

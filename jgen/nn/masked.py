@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from jgen.nn.bias import add_bias
+from jgen.nn.conv import Conv
 from jgen.nn.tap_conv import conv_by_taps
 
 
@@ -49,7 +50,7 @@ class MaskedConv2d(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int, kernel: int, mask_type: str, channels: int, *,
                dtype=jnp.float32, rngs: nnx.Rngs):
-    self.conv = nnx.Conv(in_features, out_features, (kernel, kernel), padding="SAME", dtype=dtype, rngs=rngs)
+    self.conv = Conv(in_features, out_features, (kernel, kernel), padding="SAME", dtype=dtype, rngs=rngs)
     self.shape = (kernel, in_features, out_features, channels, mask_type)  # the mask, made at trace time
     self.dtype = dtype
 
@@ -86,10 +87,10 @@ class GatedBlock(nnx.Module):
     self.k, self.first = kernel, first
     half = kernel // 2
     conv = dict(dtype=dtype, rngs=rngs)
-    self.vertical = nnx.Conv(in_features, 2 * features, (half + 1, kernel), padding="VALID", **conv)
-    self.horizontal = nnx.Conv(in_features, 2 * features, (1, half + 1), padding="VALID", **conv)
-    self.v_to_h = nnx.Conv(2 * features, 2 * features, (1, 1), **conv)
-    self.h_out = nnx.Conv(features, features, (1, 1), **conv)
+    self.vertical = Conv(in_features, 2 * features, (half + 1, kernel), padding="VALID", **conv)
+    self.horizontal = Conv(in_features, 2 * features, (1, half + 1), padding="VALID", **conv)
+    self.v_to_h = Conv(2 * features, 2 * features, (1, 1), **conv)
+    self.h_out = Conv(features, features, (1, 1), **conv)
     self.label_bias = nnx.Embed(num_classes, 2 * features, dtype=dtype, rngs=rngs) if num_classes else None
 
   def __call__(self, v, h, label=None):

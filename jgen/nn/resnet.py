@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.nn.conv import Conv
 from jgen.nn.convnets import _check_side
 
 
@@ -20,9 +21,9 @@ class ResBlock(nnx.Module):
   """x + conv(act(conv(act(x)))): pre-activation, same width, SiLU."""
 
   def __init__(self, channels: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    self.conv1 = nnx.Conv(channels, channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+    self.conv1 = Conv(channels, channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
     # The residual branch starts near zero, so a deep stack starts near the identity.
-    self.conv2 = nnx.Conv(channels, channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs,
+    self.conv2 = Conv(channels, channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs,
                           kernel_init=nnx.initializers.variance_scaling(0.1, "fan_in", "truncated_normal"))
 
   def __call__(self, x):
@@ -37,11 +38,11 @@ class ResEncoder(nnx.Module):
     h, w, c = image_shape
     side_h, side_w = _check_side(h, len(channels)), _check_side(w, len(channels))
     self.num_classes = num_classes
-    self.stem = nnx.Conv(c + num_classes, channels[0], (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+    self.stem = Conv(c + num_classes, channels[0], (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
     self.levels = nnx.List([nnx.List([ResBlock(ch, dtype=dtype, rngs=rngs) for _ in range(blocks)])
                             for ch in channels])
     outs = [*channels[1:], channels[-1]]
-    self.downs = nnx.List([nnx.Conv(i, o, (3, 3), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
+    self.downs = nnx.List([Conv(i, o, (3, 3), strides=2, padding="SAME", dtype=dtype, rngs=rngs)
                            for i, o in zip(channels, outs)])
     self.head = nnx.Linear(side_h * side_w * channels[-1], out_dim, dtype=dtype, rngs=rngs)
 
@@ -68,9 +69,9 @@ class ResDecoder(nnx.Module):
     outs = [*channels[1:], channels[-1]]
     self.levels = nnx.List([nnx.List([ResBlock(ch, dtype=dtype, rngs=rngs) for _ in range(blocks)])
                             for ch in channels])
-    self.ups = nnx.List([nnx.Conv(i, o, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+    self.ups = nnx.List([Conv(i, o, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
                          for i, o in zip(channels, outs)])
-    self.out = nnx.Conv(channels[-1], out_channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+    self.out = Conv(channels[-1], out_channels, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
 
   def __call__(self, z):
     x = self.dense(z).reshape(z.shape[0], *self.base)

@@ -34,6 +34,7 @@ from flax import nnx
 
 from jgen.nn.attention import SelfAttention2d, group_count
 from jgen.nn import dropout as dropout_lib
+from jgen.nn.conv import Conv
 from jgen.nn.embeddings import TimeEmbedding
 
 
@@ -48,13 +49,13 @@ class ResBlock(nnx.Module):
   def __init__(self, cin: int, cout: int, temb_dim: int, *, dropout: float = 0.0, dtype=jnp.float32,
                rngs: nnx.Rngs):
     self.norm1 = nnx.GroupNorm(cin, num_groups=group_count(cin), dtype=dtype, rngs=rngs)
-    self.conv1 = nnx.Conv(cin, cout, (3, 3), dtype=dtype, rngs=rngs)
+    self.conv1 = Conv(cin, cout, (3, 3), dtype=dtype, rngs=rngs)
     self.temb_proj = nnx.Linear(temb_dim, 2 * cout, dtype=dtype, rngs=rngs)
     self.norm2 = nnx.GroupNorm(cout, num_groups=group_count(cout), dtype=dtype, rngs=rngs)
     self.dropout_rate = dropout
     # Zero-initialised so each block starts as the identity (stable deep stacks).
-    self.conv2 = nnx.Conv(cout, cout, (3, 3), dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
-    self.skip = nnx.Conv(cin, cout, (1, 1), dtype=dtype, rngs=rngs) if cin != cout else None
+    self.conv2 = Conv(cout, cout, (3, 3), dtype=dtype, kernel_init=nnx.initializers.zeros, rngs=rngs)
+    self.skip = Conv(cin, cout, (1, 1), dtype=dtype, rngs=rngs) if cin != cout else None
 
   def __call__(self, x, temb, rngs: nnx.Rngs | None = None):
     h = self.conv1(nnx.silu(self.norm1(x)))
@@ -81,7 +82,7 @@ class ResAttnBlock(nnx.Module):
 
 class Downsample(nnx.Module):
   def __init__(self, channels: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    self.conv = nnx.Conv(channels, channels, (3, 3), strides=(2, 2), dtype=dtype, rngs=rngs)
+    self.conv = Conv(channels, channels, (3, 3), strides=(2, 2), dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
     return self.conv(x)
@@ -91,7 +92,7 @@ class Upsample(nnx.Module):
   """Nearest-neighbour resize to `size` (twice the input, or the odd skip size), then a conv."""
 
   def __init__(self, channels: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
-    self.conv = nnx.Conv(channels, channels, (3, 3), dtype=dtype, rngs=rngs)
+    self.conv = Conv(channels, channels, (3, 3), dtype=dtype, rngs=rngs)
 
   def __call__(self, x, size):
     b, _, _, c = x.shape
@@ -166,7 +167,7 @@ class UNet(nnx.Module):
     self.num_classes = num_classes
     self.time_embed = TimeEmbedding(channels, temb_dim, dtype=dtype, rngs=rngs)
     self.class_embed = nnx.Embed(num_classes + 1, temb_dim, rngs=rngs) if num_classes else None
-    self.conv_in = nnx.Conv(in_channels, channels, (3, 3), dtype=dtype, rngs=rngs)
+    self.conv_in = Conv(in_channels, channels, (3, 3), dtype=dtype, rngs=rngs)
 
     block = dict(dropout=dropout, dtype=dtype, rngs=rngs)
     res_attn = dict(num_heads=num_heads, scan=scan_blocks, **block)
@@ -202,7 +203,7 @@ class UNet(nnx.Module):
     self.up = nnx.List(up)
 
     self.norm_out = nnx.GroupNorm(ch, num_groups=group_count(ch), dtype=dtype, rngs=rngs)
-    self.conv_out = nnx.Conv(ch, out_channels, (3, 3), dtype=dtype, kernel_init=nnx.initializers.zeros,
+    self.conv_out = Conv(ch, out_channels, (3, 3), dtype=dtype, kernel_init=nnx.initializers.zeros,
                              rngs=rngs)
 
   def __call__(self, x, t, label=None, *, rngs: nnx.Rngs | None = None):

@@ -17,6 +17,7 @@ from flax import nnx
 from jgen.eval import likelihood
 from jgen.nn import pixel_heads as heads
 from jgen.family import Family
+from jgen.nn.conv import Conv
 from jgen.nn.masked import GatedBlock, MaskedConv2d
 from jgen.nn.precision import to_float32
 from jgen.registry import register
@@ -55,8 +56,8 @@ class GatedPixelCNNNet(nnx.Module):
     self.dtype = dtype
     self.layers = nnx.List([GatedBlock(channels if i == 0 else features, features, kernel, i == 0, num_classes,
                                        dtype=dtype, rngs=rngs) for i in range(num_layers)])
-    self.hidden = nnx.Conv(features, features, (1, 1), dtype=dtype, rngs=rngs)
-    self.out = nnx.Conv(features, out_features, (1, 1), dtype=dtype, rngs=rngs)
+    self.hidden = Conv(features, features, (1, 1), dtype=dtype, rngs=rngs)
+    self.out = Conv(features, out_features, (1, 1), dtype=dtype, rngs=rngs)
 
   def __call__(self, x, label=None):
     v = h = x.astype(self.dtype)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.nn.conv import Conv
 from jgen.nn.precision import to_float32
 from jgen.nn.spectral_norm import maybe_normed
 
@@ -25,7 +26,7 @@ class ConvEnergy(nnx.Module):
     ins = [c, *channels[:-1]]
     self.dtype = dtype
     self.convs = nnx.List([
-        maybe_normed(nnx.Conv(i, o, (5, 5) if k == 0 else (3, 3), strides=2, padding="SAME", dtype=dtype,
+        maybe_normed(Conv(i, o, (5, 5) if k == 0 else (3, 3), strides=2, padding="SAME", dtype=dtype,
                               rngs=rngs), spectral_norm, rngs) for k, (i, o) in enumerate(zip(ins, channels))])
     for _ in channels:  # SAME padding with stride 2: ceil(side / 2)
       h, w = -(-h // 2), -(-w // 2)

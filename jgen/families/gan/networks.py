@@ -20,6 +20,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.nn.conv import Conv
 from jgen.nn.precision import to_float32
 from jgen.nn.spectral_norm import maybe_normed
 from jgen.nn.upsample import SubpixelConvTranspose
@@ -43,7 +44,7 @@ class Upsample(nnx.Module):
       # nnx.ConvTranspose((4, 4), strides=2, "SAME"): same parameters and function, faster lowering.
       self.conv = SubpixelConvTranspose(c_in, c_out, use_bias=use_bias, dtype=dtype, rngs=rngs)
     else:
-      self.conv = nnx.Conv(c_in, c_out, (3, 3), padding="SAME", use_bias=use_bias, dtype=dtype, rngs=rngs)
+      self.conv = Conv(c_in, c_out, (3, 3), padding="SAME", use_bias=use_bias, dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
     if self.mode == "nearest":
@@ -91,7 +92,7 @@ class Discriminator(nnx.Module):
     self.dtype = dtype
     bh, bw = base_side(h, len(channels)), base_side(w, len(channels))
     ins = [c, *channels[:-1]]
-    self.convs = nnx.List([maybe_normed(nnx.Conv(i, o, (4, 4), strides=2, padding="SAME", dtype=dtype, rngs=rngs),
+    self.convs = nnx.List([maybe_normed(Conv(i, o, (4, 4), strides=2, padding="SAME", dtype=dtype, rngs=rngs),
                                         spectral_norm, rngs) for i, o in zip(ins, channels)])
     # Layer norm over each example's whole feature map (one group), not on the first layer (as in DCGAN).
     self.norms = nnx.List([nnx.GroupNorm(o, num_groups=1, dtype=dtype, rngs=rngs) if norm == "layer" and k > 0

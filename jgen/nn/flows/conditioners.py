@@ -13,6 +13,8 @@ invertible. `dtype=None` computes in the inputs' and weights' own dtype.
 import jax
 from flax import nnx
 
+from jgen.nn.conv import Conv
+
 _zeros = nnx.initializers.zeros
 
 
@@ -23,10 +25,10 @@ class ConvNet(nnx.Module):
                rngs: nnx.Rngs):
     kw = dict(dtype=dtype, rngs=rngs)
     self.dtype = dtype
-    self.first = nnx.Conv(in_channels, features, (3, 3), **kw)
-    self.blocks = nnx.List([nnx.List([nnx.Conv(features, features, (3, 3), **kw),
-                                      nnx.Conv(features, features, (1, 1), **kw)]) for _ in range(num_blocks)])
-    self.last = nnx.Conv(features, out_channels, (3, 3), kernel_init=_zeros, bias_init=_zeros, **kw)
+    self.first = Conv(in_channels, features, (3, 3), **kw)
+    self.blocks = nnx.List([nnx.List([Conv(features, features, (3, 3), **kw),
+                                      Conv(features, features, (1, 1), **kw)]) for _ in range(num_blocks)])
+    self.last = Conv(features, out_channels, (3, 3), kernel_init=_zeros, bias_init=_zeros, **kw)
 
   def __call__(self, x):
     h = self.first(x if self.dtype is None else x.astype(self.dtype))

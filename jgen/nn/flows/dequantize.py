@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jgen.eval import likelihood
+from jgen.nn.conv import Conv
 from jgen.nn.flows.base import Chain, sum_except_batch
 from jgen.nn.flows.coupling import Coupling
 
@@ -30,7 +31,7 @@ class VariationalDequantizer(nnx.Module):
   pixels, then a sigmoid onto (0, 1). `dtype` is the couplings' networks' compute dtype (jgen.nn.precision)."""
 
   def __init__(self, shape, num_steps: int, features: int, *, dtype=None, rngs: nnx.Rngs):
-    self.context = nnx.Conv(shape[-1], features, (3, 3), rngs=rngs)
+    self.context = Conv(shape[-1], features, (3, 3), rngs=rngs)
     self.flow = Chain([Coupling(shape, "checkerboard", i, kind="affine", scale="tanh", features=features,
                                 num_blocks=1, ctx_channels=features, dtype=dtype, rngs=rngs)
                        for i in range(num_steps)])

@@ -13,6 +13,7 @@ import math
 import jax.numpy as jnp
 from flax import nnx
 
+from jgen.nn.conv import Conv
 from jgen.nn.flows.base import Bijector, Chain, sum_except_batch
 from jgen.nn.flows.squeeze import join_channels, split_channels
 
@@ -21,7 +22,7 @@ class SplitPrior(Bijector):
   """The factored half given the kept half (ctx); a zero-initialised conv, so it starts standard normal."""
 
   def __init__(self, kept_channels: int, factored_channels: int, *, rngs: nnx.Rngs):
-    self.net = nnx.Conv(kept_channels, 2 * factored_channels, (3, 3), kernel_init=nnx.initializers.zeros,
+    self.net = Conv(kept_channels, 2 * factored_channels, (3, 3), kernel_init=nnx.initializers.zeros,
                         bias_init=nnx.initializers.zeros, rngs=rngs)
 
   def forward(self, x, ctx=None):
