@@ -72,3 +72,9 @@ def test_draws_as_many_keys_as_nnx_conv():
   Conv(3, 4, (3, 3), rngs=ours_rngs), nnx.Conv(3, 4, (3, 3), rngs=ref_rngs)
   after_ours, after_ref = (nnx.Conv(4, 4, (3, 3), rngs=r).kernel[...] for r in (ours_rngs, ref_rngs))
   np.testing.assert_array_equal(np.asarray(after_ours), np.asarray(after_ref))
+
+
+def test_bias_metadata_reaches_the_bias_as_in_nnx_conv():
+  ours = Conv(2, 3, (3, 3), bias_metadata={"tag": "b"}, rngs=nnx.Rngs(0))
+  ref = nnx.Conv(2, 3, (3, 3), bias_metadata={"tag": "b"}, rngs=nnx.Rngs(0))
+  assert ours.bias.get_metadata() == ref.bias.get_metadata() and ours.bias.get_metadata()["tag"] == "b"

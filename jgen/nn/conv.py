@@ -23,10 +23,11 @@ class Conv(nnx.Conv):
       kwargs["param_dtype"] = param_dtype
     # nnx.Conv without a bias computes the convolution alone; the bias is made here with the key nnx.Conv
     # would have given it (the next one after the kernel's).
+    bias_metadata = kwargs.pop("bias_metadata", {})
     super().__init__(in_features, out_features, kernel_size, use_bias=False, rngs=rngs, **kwargs)
-    self.adds_bias = use_bias
+    self.adds_bias = use_bias  # nnx.Conv's own `use_bias` is False: it computes the convolution alone
     if use_bias:
-      self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), self.param_dtype))
+      self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), self.param_dtype), **bias_metadata)
 
   def __call__(self, inputs, out_sharding=None):
     y = super().__call__(inputs, out_sharding)
