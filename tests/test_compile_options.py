@@ -13,10 +13,11 @@ from jgen.train import compile_options, loop, sharding
 from tests.helpers import config_path
 
 DDPM = "configs/diffusion/ddpm_fashion_mnist.py:smoke"
+CONV_VAE = "configs/vae/conv_fashion_mnist.py:smoke"  # convolutions, and a step that compiles in seconds
 
 
-def _runner():
-  runner = loop.Runner(config_lib.load(config_path(DDPM), []), devices=jax.devices()[:1])
+def _runner(spec=DDPM):
+  runner = loop.Runner(config_lib.load(config_path(spec), []), devices=jax.devices()[:1])
   rng = np.random.default_rng(0)
   n, shape = runner.batch_size, runner.spec.shape
   batch = {"x": rng.integers(0, 256, (n, *shape)).astype(np.uint8), "label": rng.integers(0, 10, n).astype(np.int32)}
@@ -46,7 +47,7 @@ def test_options_by_platform(monkeypatch):
 
 
 def test_step_convolutions_leave_ynnpack():
-  runner, batch = _runner()
+  runner, batch = _runner(CONV_VAE)
   state = runner.init(runner.init_key, sharding.put_batch(batch, runner.batch_sharding))
   flag = jax.device_put(jax.numpy.int32(0), runner.replicated)
   placed = runner.put_train_batch(batch)
