@@ -25,6 +25,19 @@ def fold_rows(x, block_size, body, init):
   return body(acc, x[full * block_size:]) if n % block_size else acc
 
 
+def over_rows(a, b):
+  """a^T b, contracting the rows (axis 0) of a [B, M] and b [B, N]: [M, N].
+
+  XLA:CPU gives float64 products to Eigen, which ran a product over the rows' axis 1.4-1.75x slower than the
+  same product on a transposed first (the GMM's M-step 77.6 -> 55.3 ms, PPCA's covariance 0.60 -> 0.34 s on
+  Fashion-MNIST); the barrier keeps XLA from folding the transpose back into the product. float32 goes to
+  YNNPACK, which runs the product over the rows as fast or faster (17.3 against 21.1 ms), so it is left as is.
+  """
+  if a.dtype == jnp.float64:
+    return jax.lax.optimization_barrier(a.T) @ b
+  return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())))
+
+
 def bands(dim, width):
   """Static column bands [(start, end)] of `width` columns covering 0..dim."""
   edges = list(range(0, dim, width)) + [dim]
