@@ -18,9 +18,7 @@ class Conv(nnx.Conv):
   drawn first, then the bias's, so a network gets bit-identical parameters under the same names)."""
 
   def __init__(self, in_features: int, out_features: int, kernel_size, *, use_bias: bool = True,
-               bias_init=nnx.initializers.zeros_init(), param_dtype=None, rngs: nnx.Rngs, **kwargs):
-    if param_dtype is not None:
-      kwargs["param_dtype"] = param_dtype
+               bias_init=nnx.initializers.zeros_init(), rngs: nnx.Rngs, **kwargs):
     # nnx.Conv without a bias computes the convolution alone; the bias is made here with the key nnx.Conv
     # would have given it (the next one after the kernel's).
     bias_metadata = kwargs.pop("bias_metadata", {})
