@@ -29,6 +29,7 @@ from jgen import config_schema
 from jgen.data.spec import DataSpec
 from jgen.eval import likelihood
 from jgen.nn import precision
+from jgen.nn import rngs as rngs_lib
 from jgen.train import optim as optim_lib
 from jgen.train.state import TrainState, batch_stats, merge_network, split_network
 
@@ -107,7 +108,7 @@ class Model:
   @functools.cached_property
   def graphdefs(self) -> dict:
     """Each network's static structure, traced from the spec without creating any array."""
-    abstract = nnx.eval_shape(lambda: self.make_networks(nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: self.make_networks(rngs_lib.Rngs(0)))
     return {name: split_network(net)[0] for name, net in abstract.items()}
 
   @functools.cached_property
@@ -128,7 +129,7 @@ class Model:
   def init(self, rng: jax.Array, batch) -> TrainState:
     """Fresh networks, optimizer states and (where `optim.ema_decay` > 0) EMA copies; step 0."""
     params, opt_state, ema, model_state = {}, {}, {}, {}
-    for name, net in self.make_networks(nnx.Rngs(rng)).items():
+    for name, net in self.make_networks(rngs_lib.Rngs(rng)).items():
       _, params[name], model_state[name] = split_network(net)
       opt_state[name] = self.optimizers[name].init(params[name])
       if self.optim_config(name).ema_decay > 0:

@@ -13,6 +13,7 @@ from flax import nnx
 
 from jgen.family import Model
 from jgen.nn.conv import Conv
+from jgen.nn import rngs as rngs_lib
 from jgen.registry import register
 
 
@@ -76,7 +77,7 @@ def build_classifier(model_config, image_shape=(28, 28, 1), rngs: nnx.Rngs | Non
   m = {**CLASSIFIER_DEFAULTS, **{k: v for k, v in dict(model_config).items() if k in CLASSIFIER_DEFAULTS}}
   return FeatureClassifier(channels=tuple(m["channels"]), convs_per_stage=m["convs_per_stage"],
                            feature_dim=m["feature_dim"], num_classes=m["num_classes"], dropout=m["dropout"],
-                           image_size=image_shape[0], in_channels=image_shape[-1], rngs=rngs or nnx.Rngs(0))
+                           image_size=image_shape[0], in_channels=image_shape[-1], rngs=rngs or rngs_lib.Rngs(0))
 
 
 @register("classifier.fmnist", family="feature network")

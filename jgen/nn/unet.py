@@ -35,6 +35,7 @@ from flax import nnx
 from jgen.nn.attention import SelfAttention2d, group_count
 from jgen.nn import dropout as dropout_lib
 from jgen.nn.conv import Conv
+from jgen.nn import rngs as rngs_lib
 from jgen.nn.embeddings import TimeEmbedding
 
 
@@ -121,7 +122,7 @@ class BlockRun(nnx.Module):
     """h [B,H,W,C] -> (the last block's output, a list of each block's output); `skips`, a list of n arrays,
     are concatenated to the blocks' inputs in order."""
     keys = None if rngs is None else jax.random.split(rngs.dropout(), self.n)
-    block_rngs = lambda key: None if key is None else nnx.Rngs(dropout=key)
+    block_rngs = lambda key: None if key is None else rngs_lib.Rngs(dropout=key)
     with_skip = lambda h, skip: h if skip is None else jnp.concatenate([h, skip], axis=-1)
     if not self.scan:
       outs = []

@@ -18,13 +18,13 @@ back in [0, 1]. Points (toy data) are modelled as they are.
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from jgen.families.diffusion import bound, predictions, samplers
 from jgen.families.diffusion.denoisers import MLPDenoiser
 from jgen.families.diffusion.schedules import make_schedule, q_sample
 from jgen.eval import likelihood
 from jgen.family import Family
+from jgen.nn import rngs as rngs_lib
 from jgen.nn.unet import UNet
 from jgen.registry import register
 
@@ -90,7 +90,7 @@ class DDPM(Family):
     noise = jax.random.normal(rng_noise, x0.shape, x0.dtype)
     xt = q_sample(self.sched, x0, t, noise)
     label = self._train_label(batch, rng_label)
-    out = model(xt, t * self.time_scale, label, rngs=nnx.Rngs(dropout=rng_drop))
+    out = model(xt, t * self.time_scale, label, rngs=rngs_lib.Rngs(dropout=rng_drop))
     err = (out - predictions.target(self.sched, self.prediction, x0, noise, t))**2
     return jnp.mean(err), {}
 

@@ -39,6 +39,7 @@ from jgen.nn.flows.coupling import KINDS, SCALES
 from jgen.nn.flows.dequantize import DEQUANTIZATIONS, VariationalDequantizer
 from jgen.nn.flows.logit import PREPROCESSING, preprocessing
 from jgen.nn.flows.multiscale import FlowNet, log_normal
+from jgen.nn import rngs as rngs_lib
 from jgen.train.state import TrainState, split_network
 
 
@@ -107,7 +108,7 @@ class FlowFamily(Family):
   def init(self, rng, batch):
     """Fresh networks whose ActNorm layers are set from `batch` (uniformly dequantized images, or points)."""
     net_rng, data_rng = jax.random.split(rng)
-    net = self.make_networks(nnx.Rngs(net_rng))["model"]
+    net = self.make_networks(rngs_lib.Rngs(net_rng))["model"]
     net.initialize(self.prepare_data(batch["x"], data_rng))
     _, params, stats = split_network(net)
     params, model_state = {"model": params}, {"model": stats}
