@@ -13,6 +13,8 @@ compiled function is first called, as jit raises it on its first call.
 
 import threading
 
+from jgen.train import gc_pause
+
 
 class CompiledAhead:
   """`jitted` traced, lowered and compiled for `args` (arrays or `jax.ShapeDtypeStruct`s with shardings) in a
@@ -30,7 +32,9 @@ class CompiledAhead:
 
   def _compile(self, jitted, args):
     try:
-      self._compiled = jitted.trace(*args).lower().compile()
+      with gc_pause.paused():  # tracing
+        lowered = jitted.trace(*args).lower()
+      self._compiled = lowered.compile()
     except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread at the first call)
       self._error = e
 

@@ -36,7 +36,7 @@ from jgen.data import pipeline, sources
 from jgen.data import spec as spec_lib
 from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
-from jgen.train import checkpoint, compile_ahead, compile_options, sampling, sharding, workdir_lock
+from jgen.train import checkpoint, compile_ahead, compile_options, gc_pause, sampling, sharding, workdir_lock
 from jgen.train import workdir as workdir_lib
 from jgen.train.metrics import MetricWriter
 from jgen.train.progress import Progress
@@ -108,6 +108,10 @@ class Runner:
 
   def setup(self, example_batch):
     """Compiles init, step and eval for batches like `example_batch` (one update's batch, unstacked)."""
+    with gc_pause.paused():  # tracing: the networks' abstract state and the eval keys
+      return self._setup(example_batch)
+
+  def _setup(self, example_batch):
     batch = sharding.put_batch(example_batch, self.batch_sharding)
     self.example_batch = batch
     init = lambda rng, b: self.family.init(rng, spec_lib.to_model_input(b))
@@ -232,15 +236,16 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     # may be the scanned one, which stays jit's to compile when it comes.
     if runner.steps_per_call == 1 and (latest is None or latest < config.train.steps):
       runner.compile_step_ahead(example, first_bad)
-    restored = workdir_lib.restore(runner, mngr, saved, train_it) if saved is not None else None
-    train_seconds = 0.0
-    if restored is not None:
-      start, state, data_state = restored
-      train_seconds = data_state.get("train_seconds", 0.0)
-    else:
-      start = 0
-      train_it.set_state(fresh_state)
-      state = runner.init(runner.init_key, sharding.put_batch(first, runner.batch_sharding))
+    with gc_pause.paused():  # the init's trace
+      restored = workdir_lib.restore(runner, mngr, saved, train_it) if saved is not None else None
+      train_seconds = 0.0
+      if restored is not None:
+        start, state, data_state = restored
+        train_seconds = data_state.get("train_seconds", 0.0)
+      else:
+        start = 0
+        train_it.set_state(fresh_state)
+        state = runner.init(runner.init_key, sharding.put_batch(first, runner.batch_sharding))
 
     writer = MetricWriter(workdir, resume_step=start, enabled=is_main)
     total = config.train.steps
