@@ -19,8 +19,8 @@ class RngStream(nnx.RngStream):
   """`nnx.RngStream` with its counter replaced, not assigned by index, at each draw."""
 
   def __call__(self) -> jax.Array:
-    self.count._check_can_update()  # as flax's: a stream used outside the trace it belongs to is refused
     key = jax.random.fold_in(self.key.get_value(), self.count.get_value())
+    # flax's Variable refuses this from another trace than the stream's (TraceContextError), as for its own streams
     self.count.set_value(self.count.get_value() + 1)
     return key
 
