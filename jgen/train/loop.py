@@ -106,12 +106,9 @@ class Runner:
     self.init_key, self.train_key, self.eval_key, self.sample_key = jax.random.split(self.key, 4)
     self.sampler = sampling.Sampler(self.family, self.mesh) if self.family.generative else None
 
+  @gc_pause.paused()  # tracing: the networks' abstract state and the eval keys
   def setup(self, example_batch):
     """Compiles init, step and eval for batches like `example_batch` (one update's batch, unstacked)."""
-    with gc_pause.paused():  # tracing: the networks' abstract state and the eval keys
-      return self._setup(example_batch)
-
-  def _setup(self, example_batch):
     batch = sharding.put_batch(example_batch, self.batch_sharding)
     self.example_batch = batch
     init = lambda rng, b: self.family.init(rng, spec_lib.to_model_input(b))

@@ -156,7 +156,6 @@ def _block_stats(xs, sq, resp, cov_type, dm=None):
       sums.append(u[-1].reshape(k, e - s))
       upper.append(u[:-1])
     return nk, sums, upper
-  # r^T x over the rows: in float32 this orientation (no transpose of the rows) runs faster.
   sum_x = blocked.over_rows(resp, xs)
   return nk, sum_x, blocked.over_rows(resp, sq) if cov_type == "diag" else sq @ resp
 
