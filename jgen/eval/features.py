@@ -98,7 +98,8 @@ def load_feature_network_from(path: str, batch_size: int = 500) -> FeatureNetwor
   with np.load(path) as data:
     info = json.loads(str(data["__info__"]))
     arrays = {k: data[k] for k in data.files if k != "__info__"}
-  model = build_classifier(ml_collections.ConfigDict(info["model"]), IMAGE_SHAPE)
+  # Built abstract: every array comes from the file, so drawing initial values (and compiling the draws) is waste.
+  model = nnx.eval_shape(lambda: build_classifier(ml_collections.ConfigDict(info["model"]), IMAGE_SHAPE))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   restored = []
   for prefix, tree in (("params", params), ("rest", rest)):

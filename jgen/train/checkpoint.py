@@ -89,11 +89,11 @@ def manager(workdir: str, keep: int = 3, best_mode: str | None = None, create: b
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, data_state: dict, config,
-         main_metric: float | None = None) -> None:
-  """Saves a checkpoint (asynchronously) with its arrays' checksums; `main_metric` (the eval metric at this
-  very step) lets it compete for best."""
+         main_metric: float | None = None, checksums: dict[str, str] | None = None) -> None:
+  """Saves a checkpoint (asynchronously) with its arrays' checksums (`checksum.of_state(state)` unless the
+  caller has them); `main_metric` (the eval metric at this very step) lets it compete for best."""
   metrics = None if main_metric is None else {BEST_KEY: float(main_metric)}
-  data_state = {**data_state, "checksums": checksum.of_state(state)}
+  data_state = {**data_state, "checksums": checksums if checksums is not None else checksum.of_state(state)}
   mngr.save(step, metrics=metrics, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=ocp.args.JsonSave(data_state),

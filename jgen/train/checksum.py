@@ -1,12 +1,17 @@
-"""A checksum of every array of a train state, computed on the device.
+"""A checksum of every array of a train state, computed on the device, and whether its floats are all finite.
 
-Saved with each checkpoint and compared after restore, so silently flipped bits
+The checksums are saved with each checkpoint and compared after restore, so silently flipped bits
 in a checkpoint's files are caught instead of restored. Each array's words are
 summed with odd position weights in wrapping uint32 arithmetic: any single-bit
 change moves the sum (2^b times an odd number is never 0 mod 2^32), two
 independent weightings make a chance collision ~2^-64, and integer addition is
 associative, so the value does not depend on the sharding or the device count.
+
+The loop scans a state once before it writes it: the same pass over the arrays gives the sums and
+whether any float is NaN or infinite (such a state is never written).
 """
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,25 +35,51 @@ def _words(x: jax.Array) -> jax.Array:
   return jax.lax.bitcast_convert_type(x, jnp.uint32)  # 64-bit: one more axis of two words
 
 
-def _leaf_sums(x: jax.Array) -> jax.Array:
-  w = _words(jnp.asarray(x)).reshape(-1)
+def _add_and(a, b):
+  return a[0] + b[0], a[1] + b[1], a[2] & b[2]
+
+
+def _leaf_scan(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(first sum, second sum, every element finite) of one array."""
+  x = jnp.asarray(x)
+  w = _words(x).reshape(-1)
   pos = jnp.arange(w.size, dtype=jnp.uint32)
   odd = 2 * pos + 1
-  first = jnp.sum(w * odd * _K1, dtype=jnp.uint32)
-  second = jnp.sum((w ^ (w >> 15)) * (odd * _K2 + pos * 2), dtype=jnp.uint32)
-  return jnp.stack([first, second])
+  terms = (w * odd * _K1, (w ^ (w >> 15)) * (odd * _K2 + pos * 2))
+  floats = jnp.issubdtype(x.dtype, jnp.inexact)
+  if floats and x.dtype.itemsize == 8:  # two words an element: its flags have another shape
+    finite, floats = jnp.all(jnp.isfinite(x)), False
+  else:
+    finite = jnp.bool_(True)
+  flags = jnp.isfinite(x).reshape(-1) if floats else jnp.ones(w.shape, jnp.bool_)
+  # One reduction of the three: XLA:CPU fuses the terms and flags into it, one loop per array, where `jnp.sum`
+  # and `jnp.all` become trees of reduce-windows over materialised terms (slower to compile and to run).
+  zero = jnp.uint32(0)
+  first, second, all_finite = jax.lax.reduce((*terms, flags), (zero, zero, jnp.bool_(True)), _add_and, (0,))
+  return first, second, all_finite & finite
 
 
 @jax.jit
-def _all_sums(leaves):
-  return [_leaf_sums(x) for x in leaves]
+def _scan_all(leaves):
+  return [_leaf_scan(x) for x in leaves]
+
+
+class Scan(NamedTuple):
+  sums: dict[str, str]  # {array path: 16 hex digits}
+  finite: bool  # no float array holds a NaN or an infinity
+
+
+def scan(state) -> Scan:
+  """The checksum of every array of `state` and whether all its floats are finite, in one pass."""
+  paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(state)[0]) if jax.tree.leaves(state) else ((), ())
+  results = jax.device_get(_scan_all(list(leaves)))
+  sums = {jax.tree_util.keystr(p): f"{int(r[0]):08x}{int(r[1]):08x}" for p, r in zip(paths, results)}
+  return Scan(sums, all(bool(r[2]) for r in results))
 
 
 def of_state(state) -> dict[str, str]:
   """{array path: 16 hex digits} for every array of `state`."""
-  paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(state)[0]) if jax.tree.leaves(state) else ((), ())
-  sums = jax.device_get(_all_sums(list(leaves)))
-  return {jax.tree_util.keystr(p): f"{int(s[0]):08x}{int(s[1]):08x}" for p, s in zip(paths, sums)}
+  return scan(state).sums
 
 
 def mismatch(state, saved: dict[str, str]) -> str | None:

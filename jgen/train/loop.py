@@ -36,7 +36,7 @@ from jgen.data import pipeline, sources
 from jgen.data import spec as spec_lib
 from jgen.data.outliers import WithOutliers
 from jgen.errors import UserError
-from jgen.train import checkpoint, compile_ahead, compile_options, gc_pause, sampling, sharding, workdir_lock
+from jgen.train import checkpoint, checksum, compile_ahead, compile_options, gc_pause, sampling, sharding, workdir_lock
 from jgen.train import workdir as workdir_lib
 from jgen.train.metrics import MetricWriter
 from jgen.train.progress import Progress
@@ -77,12 +77,6 @@ def _eval_fn(family, eval_key):
     sums = {k: jnp.sum(jnp.reshape(v, mask.shape) * mask) for k, v in per_example.items()}
     return sums, jnp.sum(mask)
   return fn
-
-
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
 class Runner:
@@ -255,9 +249,9 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
     t0 = time.perf_counter()
     eval_at = (None, None)  # (step, main metric) of the latest eval: checkpoints at that step rank for best
 
-    def check_finite(step, bad_flag, state=None):
+    def check_finite(step, bad_flag, state_finite=True):
       bad = int(bad_flag)
-      if bad == 0 and (state is None or bool(_all_finite(state))):
+      if bad == 0 and state_finite:
         return
       where = f"at step {bad}" if bad else f"by step {step} (the parameters)"
       mngr.wait_until_finished()
@@ -315,12 +309,13 @@ def train(config, workdir: str, *, show_progress: bool = True, devices=None) -> 
           progress.message(f"step {step} eval " + " ".join(f"{k}={v:.4f}" for k, v in results.items()))
           write_samples(runner, state, workdir, step, is_main)
         if saving:
-          check_finite(step, first_bad, state)  # a non-finite state is never written
+          scanned = checksum.scan(state)  # the checksums to save, and whether every float is finite
+          check_finite(step, first_bad, scanned.finite)  # a non-finite state is never written
           elapsed = train_seconds + time.perf_counter() - t0
           main = eval_at[1] if eval_at[0] == step and family.best_mode else None
           main = main if main is not None and math.isfinite(main) else None
           checkpoint.save(mngr, step, state, {"iterator": iterator_state, "train_seconds": elapsed, **data_facts},
-                          config, main_metric=main)
+                          config, main_metric=main, checksums=scanned.sums)
       mngr.wait_until_finished()  # a failed background save raises here, inside the disk-error check
     except Exception as e:
       workdir_lib.raise_if_disk_error(e, workdir, mngr)
