@@ -197,7 +197,7 @@ def test_whole_model_logdet_is_slogdet_of_its_jacobian_and_it_inverts_exactly(na
   state = _trained_like(family)
   net = family.network(state)
   x = _model_input(family, n=1)
-  _, logdet = net.forward(x)
+  _, logdet = jax.jit(net.forward)(x)
   np.testing.assert_allclose(float(logdet[0]), _brute_logdet(lambda v: net.forward(v)[0], x), atol=5e-3, rtol=2e-5)
   for dtype, tol in ((jnp.float32, 1e-4), (jnp.float64, 1e-10)):
     with jax.enable_x64(dtype == jnp.float64):
