@@ -1,14 +1,16 @@
 """Seconds from a config to its first train step: build, trace, lower, compile and run, stage by stage.
 
   python benchmarks/compile_time.py configs/diffusion/ddpm_fashion_mnist.py:full \
-      configs/diffusion/ddpm_fashion_mnist.py:cpu [--set KEY=VALUE] [--eval] [--log-compiles]
+      configs/diffusion/ddpm_fashion_mnist.py:cpu [--set KEY=VALUE] [--eval] [--scan] [--log-compiles]
 
 For each config, in a fresh process each (so no jit cache is shared between them), on random data of the
 dataset's shape: `build` is `loop.Runner(config)` plus `Runner.setup` (the family, its graphdefs and the
 abstract state); then, for the jitted init, the sharded train step and (with `--eval`) the eval step, as the
 loop builds them: `trace` (Python tracing to a jaxpr), `lower` (jaxpr to StableHLO), `compile` (XLA) and
 `run` (the first call, blocked on). "to first step" is the sum of build, init and step, what `jgen train`
-waits before its first step; the eval step is compiled lazily at the first evaluation and is not part of it.
+waits before its first step; the eval step is compiled lazily at the first evaluation and is not part of it,
+nor is (`--scan`) the pass over the state that precedes every checkpoint (`jgen.train.checksum.scan`: the
+arrays' checksums and whether every float is finite), compiled at the first one.
 Each stage is given in wall seconds and, in parentheses, the process's CPU seconds (all threads): tracing and
 compiling are CPU-bound, so on a shared machine their CPU seconds are the steadier number (a run's are not:
 idle worker threads spin). `--log-compiles` prints every compilation jax makes (jax_log_compiles).
@@ -63,9 +65,9 @@ def _staged(fn, *args, options=None) -> tuple[dict, object, object]:
   return times, out, compiled
 
 
-def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = False) -> dict:
+def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = False, scan: bool = False) -> dict:
   from jgen import config as config_lib
-  from jgen.train import loop, sharding
+  from jgen.train import checksum, loop, sharding
 
   clock = _Clock()
   config = config_lib.load(spec, overrides)
@@ -106,6 +108,8 @@ def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = F
     eval_batch = sharding.put_batch(batch_of(runner.eval_batch_size), runner.batch_sharding)
     mask = sharding.put_batch({"m": np.ones(runner.eval_batch_size, bool)}, runner.batch_sharding)["m"]
     result["eval"], _, _ = _staged(runner.eval, state, eval_batch, mask, jax.numpy.int32(0))
+  if scan:
+    result["scan"], _, _ = _staged(checksum._scan_all, jax.tree.leaves(state))
   result["params"] = int(runner.family.num_params(state))
   result["devices"] = f"{len(jax.devices())}x {jax.devices()[0].device_kind}"
   return result
@@ -163,7 +167,7 @@ def report(r) -> str:
   lines = [f"{r['config']}  ({r['devices']}, {r['params']:,} parameters); seconds wall (cpu)",
            f"  {'':6s}" + "".join(f" {s:>16s}" for s in (*STAGES, "total")),
            f"  {'build':6s} {'':67s} {_fmt(r['build'])}"]
-  for name in ("init", "step", "eval"):
+  for name in ("init", "step", "eval", "scan"):
     if name in r:
       lines.append(f"  {name:6s}" + "".join(f" {_fmt(r[name][s])}" for s in (*STAGES, "total")))
   lines.append(f"  to first step (build + init + step): {_fmt(r['to_first_step'])}; the next step: "
@@ -177,6 +181,8 @@ def main():
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="config override applied to every config, as in `jgen train --set`")
   parser.add_argument("--eval", action="store_true", help="also trace, compile and run the eval step once")
+  parser.add_argument("--scan", action="store_true", help="also trace, compile and run the state's scan before a "
+                      "checkpoint (checksums and the finite check) once")
   parser.add_argument("--log-compiles", action="store_true", help="print every compilation (jax_log_compiles)")
   parser.add_argument("--cache", metavar="DIR", help="jax's persistent compilation cache in DIR (run twice: the "
                       "second run reads what the first wrote)")
@@ -194,13 +200,13 @@ def main():
     jax.config.update("jax_compilation_cache_dir", args.cache)
   if args.child:
     result = (measure_loop(args.configs[0], args.set, args.resume) if args.loop
-              else measure(args.configs[0], args.set, args.eval, args.fast_init))
+              else measure(args.configs[0], args.set, args.eval, args.fast_init, args.scan))
     print("RESULT " + json.dumps(result))
     return
   for spec in args.configs:
     cmd = [sys.executable, __file__, spec, "--child"] + [f"--set={s}" for s in args.set]
     cmd += ["--eval"] * args.eval + ["--log-compiles"] * args.log_compiles + ["--fast-init"] * args.fast_init
-    cmd += ["--loop"] * args.loop + ["--resume"] * args.resume
+    cmd += ["--loop"] * args.loop + ["--resume"] * args.resume + ["--scan"] * args.scan
     cmd += [f"--cache={args.cache}"] if args.cache else []
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     print(report(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])), flush=True)
