@@ -23,6 +23,7 @@ from flax import nnx
 
 from jgen.errors import UserError
 from jgen.families.feature_classifier import build_classifier
+from jgen.train.compile_options import step_jit
 
 ASSET_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
                           "fmnist_classifier.npz")
@@ -67,8 +68,8 @@ class FeatureNetwork:
     self.batch_size = batch_size
     self.graphdef, self.state = nnx.split(model)
     self.feature_dim = int(info["model"].get("feature_dim", 128))
-    self._features = jax.jit(lambda state, x: nnx.merge(self.graphdef, state).features(x))
-    self._logits = jax.jit(lambda state, x: nnx.merge(self.graphdef, state)(x))
+    self._features = step_jit(lambda state, x: nnx.merge(self.graphdef, state).features(x))
+    self._logits = step_jit(lambda state, x: nnx.merge(self.graphdef, state)(x))
 
   def _batched(self, fn, images) -> np.ndarray:
     images = np.asarray(images, np.float32)

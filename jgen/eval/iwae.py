@@ -14,13 +14,14 @@ K = 5000 costs the memory of one chunk; the computation is per example, so a bat
 sharded over the mesh's data axis stays sharded.
 """
 
-import functools
 import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jgen.train.compile_options import step_jit
 
 # (state, x [B,...], rng, num_samples) -> log weights [num_samples, B]; `state` is any pytree
 LogWeightFn = Callable[[object, jax.Array, jax.Array, int], jax.Array]
@@ -48,14 +49,14 @@ def chunked_log_mean_exp(log_weight_fn: LogWeightFn, state, x: jax.Array, rng: j
   return total - math.log(num_samples)
 
 
-@functools.partial(jax.jit, static_argnames=("log_weight_fn", "num_samples", "chunk_size"))
+@step_jit(static_argnames=("log_weight_fn", "num_samples", "chunk_size"))
 def iwae_estimate(log_weight_fn: LogWeightFn, state, x: jax.Array, rng: jax.Array, num_samples: int,
                   chunk_size: int = 100) -> jax.Array:
   """Jitted IWAE estimate of log p(x) per example [B] with K = `num_samples`."""
   return chunked_log_mean_exp(log_weight_fn, state, x, rng, num_samples, chunk_size)
 
 
-@functools.partial(jax.jit, static_argnames=("log_weight_fn", "num_samples"))
+@step_jit(static_argnames=("log_weight_fn", "num_samples"))
 def elbo_estimate(log_weight_fn: LogWeightFn, state, x: jax.Array, rng: jax.Array,
                   num_samples: int = 1) -> jax.Array:
   """Monte Carlo ELBO per example [B]: the mean (not log-mean-exp) of `num_samples` log weights."""

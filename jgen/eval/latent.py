@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.errors import UserError
+from jgen.train.compile_options import step_jit
 
 BATCH_SIZE = 256  # one compiled shape for every embed / decode call (batches padded to it)
 
@@ -85,8 +86,8 @@ class Codec:
     self.conditional = bool(family.latent_conditions)
     decode = (lambda s, z, cond: family.decode(s, z, cond)) if self.conditional else \
         (lambda s, z, cond: family.decode(s, z))
-    self._embed = jax.jit(lambda s, x, cond: family.embed(s, x, cond))
-    self._decode = jax.jit(decode)
+    self._embed = step_jit(lambda s, x, cond: family.embed(s, x, cond))
+    self._decode = step_jit(decode)
 
   def _batched(self, fn, x, labels):
     x, size = np.asarray(x), self.batch_size

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.eval import iwae
+from jgen.train.compile_options import step_jit
 
 
 def score_fn(family):
@@ -60,7 +61,7 @@ def scores(family, state, x: np.ndarray, batch_size: int = 500, seed: int = 0,
   (`suite.test_set_protocol`), as `jgen evaluate` does."""
   from jgen.eval.suite import test_set_protocol
 
-  fn = jax.jit(iwae_score_fn(family, iwae_samples) if iwae_samples else score_fn(family))
+  fn = step_jit(iwae_score_fn(family, iwae_samples) if iwae_samples else score_fn(family))
   x = test_set_protocol(family, np.asarray(x))
   key = jax.random.key(seed)
   out = []

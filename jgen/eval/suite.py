@@ -26,6 +26,7 @@ import numpy as np
 
 from jgen.errors import UserError
 from jgen.eval import frechet, iwae, likelihood, precision_recall
+from jgen.train.compile_options import step_jit
 
 FID_CONVENTION = ("FID-FMNIST: Frechet distance between Gaussians fitted to the penultimate features of jgen's "
                   "shipped Fashion-MNIST classifier (float64); not Inception FID, not comparable with papers' FID")
@@ -79,7 +80,7 @@ def _padded_call(fn, x, batch_size, rng=None):
 def nll_metrics(family, state, x, batch_size: int = 500, seed: int = 0) -> dict:
   """Likelihood records (nats, bits/dim) of `family.log_prob` on data `x` as loaded, with conventions."""
   x = test_set_protocol(family, x)
-  log_prob = jax.jit(family.log_prob)
+  log_prob = step_jit(family.log_prob)
   nll = -_padded_call(functools.partial(log_prob, state), x, batch_size, rng=jax.random.key(seed))
   return likelihood.report(nll, x.shape, family.space, family.likelihood, family.likelihood_samples)
 

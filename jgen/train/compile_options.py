@@ -3,7 +3,8 @@
 On XLA:CPU (jaxlib 0.10), measured on the DDPM U-Net `full` config (configs/diffusion/ddpm_fashion_mnist.py,
 batch 128, 867 GFLOP a step; 2 shared cores; benchmarks/compile_time.py):
 
-- the train and eval steps leave convolutions to XLA's Eigen kernels instead of YNNPACK fusions
+- the train and eval steps (and, through `step_jit`, the samplers and evaluations) leave convolutions to XLA's
+  Eigen kernels instead of YNNPACK fusions
   (`xla_cpu_experimental_ynn_fusion_type`: YNNPACK keeps its dots). YNNPACK's weight-gradient convolutions
   (a 28x28 window over the batch) ran at ~5 GFLOP/s: the step took 53-82 s with them, 22-31 s without, and
   compiled no slower. Results differ from YNNPACK's in the last bits (a different summation order), the same
@@ -69,7 +70,10 @@ def init_options(platform: str) -> dict | None:
 class StepJit:
   """`jax.jit(fun, **jit_kwargs)` compiled with the train step's options for the default backend's platform.
 
-  For jitted library functions outside the loop (the classical models' EM fits). The platform is looked up
+  For jitted functions outside the loop's steps: the samplers, the evaluations (likelihoods, IWAE, the FID
+  network's features, latent maps) and the classical models' EM fits. On XLA:CPU Eigen's convolutions serve a
+  forward pass better too: DDIM sampling with the U-Net `cpu` config drew 54-59 images/s against 38-41 with
+  YNNPACK's (benchmarks/README.md, "Samplers and evaluations"). The platform is looked up
   at the first call or `lower`, not when the function is defined: that would start jax's backends at import.
   """
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jgen.train import sharding
+from jgen.train import compile_options, sharding
 
 
 class Sampler:
@@ -28,8 +28,9 @@ class Sampler:
   def _compiled(self, n: int):
     # Split over the devices when n divides evenly; otherwise every device draws all n (same numbers).
     spec = P(("data", "fsdp")) if n % self.mesh.size == 0 else P()
-    return jax.jit(lambda state, rng, cond: self.family.sample(state, rng, n, cond),
-                   out_shardings=NamedSharding(self.mesh, spec))
+    # The train step's compiler options: on XLA:CPU, Eigen's convolutions run a U-Net's forward pass faster.
+    return compile_options.step_jit(lambda state, rng, cond: self.family.sample(state, rng, n, cond),
+                                    out_shardings=NamedSharding(self.mesh, spec))
 
   def __call__(self, state, rng: jax.Array, n: int, cond: dict | None = None) -> jax.Array:
     """`n` samples (a device array, sharded over `data` where n divides evenly)."""
