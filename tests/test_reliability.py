@@ -79,31 +79,36 @@ def test_checksum_sees_every_single_bit_and_not_the_sharding():
   assert checksum.of_state(sharded) == base
 
 
+def _documented_sums(words: np.ndarray) -> str:
+  """The module's two weighted sums of an array's uint words, in numpy, as the hex digits it saves."""
+  w = words.reshape(-1).astype(np.uint64)  # products wrap mod 2^64, which keeps them right mod 2^32
+  pos = np.arange(w.size, dtype=np.uint64)
+  odd = 2 * pos + 1
+  first = np.sum(w * odd * np.uint64(checksum._K1)) % 2**32
+  second = np.sum((w ^ (w >> np.uint64(15))) * (odd * np.uint64(checksum._K2) + pos * 2)) % 2**32
+  return f"{int(first):08x}{int(second):08x}"
+
+
 def test_checksum_is_the_documented_weighted_sums():
   """The sums saved with every checkpoint, recomputed in numpy from the module's formula: a change of how they
   are computed must not change their values, or every checkpoint written before would read as damaged."""
   rng = np.random.default_rng(1)
-  state = {"f32": rng.normal(size=(3, 1000)).astype(np.float32), "bf16": jnp.asarray(rng.normal(size=(7,)), jnp.bfloat16),
+  state = {"f32": rng.normal(size=(3, 1000)).astype(np.float32),
+           "bf16": jnp.asarray(rng.normal(size=(7,)), jnp.bfloat16),
            "u8": rng.integers(0, 255, (9,)).astype(np.uint8), "flag": np.array([True, False, True]),
            "key": jax.random.key(5), "scalar": np.int32(-7)}
   words = {"f32": state["f32"].view(np.uint32), "bf16": np.asarray(state["bf16"]).view(np.uint16),
            "u8": state["u8"], "flag": state["flag"], "key": np.asarray(jax.random.key_data(state["key"])),
            "scalar": np.asarray(state["scalar"]).view(np.uint32)}
-  expected = {}
-  for name, w in words.items():
-    w = w.reshape(-1).astype(np.uint64)  # products wrap mod 2^64, which keeps them right mod 2^32
-    pos = np.arange(w.size, dtype=np.uint64)
-    odd = 2 * pos + 1
-    first = np.sum(w * odd * np.uint64(checksum._K1)) % 2**32
-    second = np.sum((w ^ (w >> np.uint64(15))) * (odd * np.uint64(checksum._K2) + pos * 2)) % 2**32
-    expected[f"['{name}']"] = f"{int(first):08x}{int(second):08x}"
+  expected = {f"['{name}']": _documented_sums(w) for name, w in words.items()}
   assert checksum.of_state(jax.tree.map(jnp.asarray, state)) == expected
 
 
 def test_scan_finds_any_nan_or_infinity_in_any_float_array():
   rng = np.random.default_rng(2)
-  state = {"f32": rng.normal(size=(4, 33)).astype(np.float32), "bf16": jnp.asarray(rng.normal(size=(9,)), jnp.bfloat16),
-           "f16": rng.normal(size=(2, 3)).astype(np.float16), "scalar": np.float32(1.5),
+  state = {"f32": rng.normal(size=(4, 33)).astype(np.float32),
+           "bf16": jnp.asarray(rng.normal(size=(9,)), jnp.bfloat16), "f16": rng.normal(size=(2, 3)).astype(np.float16),
+           "scalar": np.float32(1.5),
            "i32": np.full((5,), -1, np.int32), "flag": np.array([True]), "key": jax.random.key(0)}
   state = jax.tree.map(jnp.asarray, state)
   clean = checksum.scan(state)
@@ -114,6 +119,11 @@ def test_scan_finds_any_nan_or_infinity_in_any_float_array():
       x[rng.integers(x.size)] = bad
       changed = {**state, name: jnp.asarray(x.reshape(state[name].shape), state[name].dtype)}
       assert not checksum.scan(changed).finite, (name, bad)
+  with jax.enable_x64(True):  # two words an element: their sums, and their flags apart
+    wide = np.arange(6, dtype=np.float64) / 7
+    assert checksum.scan({"f64": jnp.asarray(wide)}) == ({"['f64']": _documented_sums(wide.view(np.uint32))}, True)
+    wide[4] = np.nan
+    assert not checksum.scan({"f64": jnp.asarray(wide)}).finite
 
 
 def test_a_run_killed_in_startup_resumes(tmp_path, monkeypatch, reference):

@@ -47,16 +47,13 @@ def _leaf_scan(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   odd = 2 * pos + 1
   terms = (w * odd * _K1, (w ^ (w >> 15)) * (odd * _K2 + pos * 2))
   floats = jnp.issubdtype(x.dtype, jnp.inexact)
-  if floats and x.dtype.itemsize == 8:  # two words an element: its flags have another shape
-    finite, floats = jnp.all(jnp.isfinite(x)), False
-  else:
-    finite = jnp.bool_(True)
-  flags = jnp.isfinite(x).reshape(-1) if floats else jnp.ones(w.shape, jnp.bool_)
+  wide = x.dtype.itemsize == 8  # two words an element: its elements' flags would not line up with the words
+  flags = jnp.isfinite(x).reshape(-1) if floats and not wide else jnp.ones(w.shape, jnp.bool_)
   # One reduction of the three: XLA:CPU fuses the terms and flags into it, one loop per array, where `jnp.sum`
   # and `jnp.all` become trees of reduce-windows over materialised terms (slower to compile and to run).
   zero = jnp.uint32(0)
-  first, second, all_finite = jax.lax.reduce((*terms, flags), (zero, zero, jnp.bool_(True)), _add_and, (0,))
-  return first, second, all_finite & finite
+  first, second, finite = jax.lax.reduce((*terms, flags), (zero, zero, jnp.bool_(True)), _add_and, (0,))
+  return first, second, (finite & jnp.all(jnp.isfinite(x))) if floats and wide else finite
 
 
 @jax.jit

@@ -72,7 +72,7 @@ class StepJit:
 
   For jitted functions outside the loop's steps: the samplers, the evaluations (likelihoods, IWAE, the FID
   network's features, latent maps) and the classical models' EM fits. On XLA:CPU Eigen's convolutions serve a
-  forward pass better too: DDIM sampling with the U-Net `cpu` config drew 54-59 images/s against 38-41 with
+  forward pass better too: DDIM-50 with the U-Net `cpu` config drew 12.6-13.1 images/s against 7.6-8.0 with
   YNNPACK's (benchmarks/README.md, "Samplers and evaluations"). The platform is looked up
   at the first call or `lower`, not when the function is defined: that would start jax's backends at import.
   """
