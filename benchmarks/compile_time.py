@@ -115,10 +115,11 @@ def measure(spec: str, overrides=(), evaluate: bool = False, fast_init: bool = F
   return result
 
 
-def measure_loop(spec: str, overrides=(), resume: bool = False) -> dict:
+def measure_loop(spec: str, overrides=(), resume: bool = False, cache: str | None = None) -> dict:
   """Seconds from loading the config to the end of the first step of `jgen.train.loop.train` itself (no in-loop
   evaluators), on the dataset's prepared records; the run stops there. In a fresh workdir, or with `resume`
-  in one that a first run (`jgen train`, another process, one step and its checkpoint, untimed) left."""
+  in one that a first run (`jgen train`, another process, one step and its checkpoint, untimed) left; that
+  run keeps its programs in `cache` (none without), as the timed run does."""
   import tempfile
 
   from jgen import config as config_lib
@@ -131,7 +132,8 @@ def measure_loop(spec: str, overrides=(), resume: bool = False) -> dict:
   workdir = os.path.join(workdir_root, "run")
   if resume:
     cmd = [sys.executable, "-m", "jgen", "train", spec, "--workdir", workdir, "--quiet", "--set", "train.steps=1"]
-    subprocess.run(cmd + [a for s in sets for a in ("--set", s)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd + [a for s in sets for a in ("--set", s)], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "JAX_COMPILATION_CACHE_DIR": cache or ""})
   clock = _Clock()
   config = config_lib.load(spec, sets + ("train.steps=3",))
   first = {}
@@ -184,8 +186,8 @@ def main():
   parser.add_argument("--scan", action="store_true", help="also trace, compile and run the state's scan before a "
                       "checkpoint (checksums and the finite check) once")
   parser.add_argument("--log-compiles", action="store_true", help="print every compilation (jax_log_compiles)")
-  parser.add_argument("--cache", metavar="DIR", help="jax's persistent compilation cache in DIR (run twice: the "
-                      "second run reads what the first wrote)")
+  parser.add_argument("--cache", metavar="DIR", help="jax's persistent compilation cache in DIR, as `jgen train` "
+                      "keeps it (jgen/train/compile_cache.py; run twice: the second run reads what the first wrote)")
   parser.add_argument("--fast-init", action="store_true", help="the init as the loop could build it: an rbg key "
                       "and XLA's backend optimisation level 0 (it runs once)")
   parser.add_argument("--loop", action="store_true", help="time the training loop itself (`jgen train`, "
@@ -197,9 +199,11 @@ def main():
   if args.log_compiles:
     jax.config.update("jax_log_compiles", True)
   if args.cache:
-    jax.config.update("jax_compilation_cache_dir", args.cache)
+    from jgen.train import compile_cache
+
+    compile_cache.use_persistent_cache(args.cache)
   if args.child:
-    result = (measure_loop(args.configs[0], args.set, args.resume) if args.loop
+    result = (measure_loop(args.configs[0], args.set, args.resume, args.cache) if args.loop
               else measure(args.configs[0], args.set, args.eval, args.fast_init, args.scan))
     print("RESULT " + json.dumps(result))
     return

@@ -296,12 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+# Commands that compile jax programs: they read and write the persistent compilation cache.
+_COMPILING = ("train", "sample", "evaluate", "latent", "score")
+
+
 def main(argv=None) -> int:
   _quiet_libraries()
   try:
     args = build_parser().parse_args(argv)
     if getattr(args, "workdir", None) == "":  # "" would mean the current directory to some calls and none to others
       raise UserError("--workdir is empty: give the run's directory, e.g. --workdir runs/vae_digits")
+    if args.command in _COMPILING:
+      from jgen.train import compile_cache
+      compile_cache.use_persistent_cache()
     args.fn(args)
   except UserError as e:
     print(f"jgen: error: {e}", file=sys.stderr)

@@ -28,7 +28,7 @@ def pytest_configure(config):
   program, its compile options and the devices, so a hit is the same executable a compile would give. A cache
   the user set (JAX_COMPILATION_CACHE_DIR) is used as it is and left alone.
   """
-  if importlib.util.find_spec("filelock") is None:  # a `dev` extra: without its lock, no shared cache
+  if importlib.util.find_spec("filelock") is None:  # a dependency of jgen: without its lock, no shared cache
     return
   if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jgen-test-xla-")

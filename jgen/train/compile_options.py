@@ -17,8 +17,9 @@ Other platforms get no options. An option already named in XLA_FLAGS is left to 
 `--xla_cpu_experimental_ynn_fusion_type=` there to LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT and
 LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION (comma-separated) restores YNNPACK's convolutions.
 
-A second run (or resume) of the same config can skip compiling with jax's persistent compilation cache:
-`JAX_COMPILATION_CACHE_DIR=~/.cache/jgen-xla jgen train ...` (the options above are part of its key).
+A second run (or resume) of the same config reads its compiled programs back from jax's persistent
+compilation cache, which jgen's commands keep (jgen/train/compile_cache.py; the options above are part of
+its key).
 """
 
 import functools
