@@ -13,6 +13,9 @@ keeps programs that took a second or more to compile. `JAX_COMPILATION_CACHE_DIR
 to jax: a directory of one's own, or empty for no cache at all. A directory that cannot be written means no
 cache, and the run goes on compiling as before. An entry that cannot be read back (a process killed while
 writing it) is compiled afresh and written again, with one line that says so.
+
+Only the commands turn it on (jgen/cli.py): code that calls `jgen.train.loop.train` from Python keeps jax's
+settings as it has them, and calls `use_persistent_cache()` first to get the same.
 """
 
 import os
