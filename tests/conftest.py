@@ -1,6 +1,7 @@
 """Test setup: 8 CPU devices so sharding tests can build a data-parallel mesh, and one compilation cache per run."""
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -11,6 +12,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+import orbax.checkpoint as ocp  # noqa: E402
+
+# Orbax saves a replicated array in slices, one per replica, unless JAX_PLATFORMS names a GPU: on the tests' 8
+# CPU devices every save compiled one slice program per array shape (~1,500 compiles, ~50 worker-seconds of
+# the suite) to write the same bytes. The tests save as orbax does on GPUs, one replica writing each array.
+_arrays = ocp.type_handlers.get_type_handler(jax.Array)
+logging.getLogger("absl").setLevel(logging.ERROR)  # orbax logs a warning on an override
+ocp.type_handlers.register_type_handler(jax.Array, ocp.type_handlers.ArrayHandler(
+    use_replica_parallel=False, array_metadata_store=_arrays._array_metadata_store), override=True)
+logging.getLogger("absl").setLevel(logging.NOTSET)
 
 
 import pytest  # noqa: E402
