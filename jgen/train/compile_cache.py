@@ -4,8 +4,8 @@ compiled again, by any later run of the same program on the same machine.
 The same program is a resume (after a kill, a preemption, Ctrl-C), another seed or workdir of a config, or
 `jgen sample` / `evaluate` / `score` / `latent` on a run; a change of the config's shapes, hyperparameters
 baked into the step, jax's version, the device or the compiler options (jgen/train/compile_options.py) is a
-new key and compiles afresh. On the 2-core CPU the DDPM U-Net `full` config's `jgen train` reaches its first
-step in ~10.5 s with the cache against ~21-24 s without (benchmarks/README.md, "Compile time").
+new key and compiles afresh. On the 2-core CPU the DDPM U-Net `full` config reaches its first step in 9.6 s
+from the cache against 19.8-24.1 s compiling (benchmarks/README.md, "Compiled programs kept between runs").
 
 Where: $JGEN_CACHE/xla, else ~/.cache/jgen/xla, at most 4 GiB (jax evicts the least recently used programs;
 its file lock, the `filelock` package, keeps one process from reading an entry another is writing). jax only
