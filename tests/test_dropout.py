@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jgen.nn.dropout import drop_threshold, dropout
+from jgen.nn.dropout import drop_threshold, dropout, random_words
 
 
 def test_drop_rate_and_scale_follow_the_16_bit_threshold():
@@ -28,6 +28,28 @@ def test_the_two_halves_of_a_word_decide_independently():
   assert abs(np.mean(a & b) - 0.25) < 0.004
   # Neighbouring rows (consecutive words) are not correlated either.
   assert abs(np.mean(a[1:] & a[:-1]) - 0.25) < 0.004
+
+
+def test_every_bit_of_the_words_is_a_fair_coin_independent_of_its_neighbours():
+  n = 1 << 20
+  words = np.asarray(random_words(jax.random.fold_in(jax.random.key(11), 3), (n,)))
+  bits = (words[:, None] >> np.arange(32, dtype=np.uint32)) & 1
+  sigma = np.sqrt(0.25 / n)
+  assert np.all(np.abs(bits.mean(0) - 0.5) < 5 * sigma), bits.mean(0)
+  # Consecutive indices differ in one low bit of the input: half the output bits flip (avalanche), each bit too.
+  flips = (words[1:] ^ words[:-1])[:, None] >> np.arange(32, dtype=np.uint32) & 1
+  assert np.all(np.abs(flips.mean(0) - 0.5) < 5 * np.sqrt(0.25 / (n - 1))), flips.mean(0)
+
+
+def test_masks_of_different_keys_are_independent():
+  x = jnp.ones((1 << 20,), jnp.float32)
+  base = jax.random.key(12)
+  masks = [np.asarray(dropout(x, 0.5, jax.random.fold_in(base, i))) == 0 for i in range(4)]
+  masks.append(np.asarray(dropout(x, 0.5, jax.random.key(13))) == 0)
+  sigma = np.sqrt(0.25 * 0.75 / x.size)
+  for i in range(len(masks)):
+    for j in range(i):
+      assert abs(np.mean(masks[i] & masks[j]) - 0.25) < 5 * sigma, (i, j)
 
 
 def test_keys_give_different_masks_and_a_key_the_same():
