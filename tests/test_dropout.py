@@ -41,6 +41,11 @@ def test_every_bit_of_the_words_is_a_fair_coin_independent_of_its_neighbours():
   assert np.all(np.abs(flips.mean(0) - 0.5) < 5 * np.sqrt(0.25 / (n - 1))), flips.mean(0)
 
 
+def test_more_words_than_a_uint32_index_counts_are_refused():
+  with pytest.raises(ValueError, match="more than 2\\*\\*32"):
+    random_words(jax.random.key(0), (1 << 16, (1 << 16) + 1))
+
+
 def test_masks_of_different_keys_are_independent():
   x = jnp.ones((1 << 20,), jnp.float32)
   base = jax.random.key(12)

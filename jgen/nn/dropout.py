@@ -35,8 +35,11 @@ def _mix(h: jax.Array) -> jax.Array:
 
 def random_words(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """uint32 words of `shape`, a hash of each element's row-major index and the key's words."""
+  size = math.prod(shape)
+  if size > 1 << 32:  # a uint32 index would repeat, and so would the mask
+    raise ValueError(f"dropout over {size:,} words (more than 2**32): split the array")
   words = jax.random.key_data(key).astype(jnp.uint32).reshape(-1)
-  index = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+  index = jax.lax.iota(jnp.uint32, size).reshape(shape)
   h = index
   for word in words:  # two for threefry keys
     h = _mix(h ^ word)
