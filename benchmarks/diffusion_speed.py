@@ -8,7 +8,8 @@ Defaults: configs/diffusion/ddpm_fashion_mnist.py:full, its batch size, 20 timed
 steps, DDIM-50 on 256 images. The family is built from the config and run on random
 data of the dataset's shape (the data pipeline is not timed), on one device, jitted with
 the loop's compiler options (`jgen.train.compile_options`, as jgen's train step and
-sampler are; on XLA:CPU, Eigen's convolutions instead of YNNPACK's). Compile time is printed separately; timings start after a warm-up call.
+sampler are; on XLA:CPU, Eigen's convolutions instead of YNNPACK's). Compile time is
+printed separately; timings start after a warm-up call.
 
 FLOPs of one train step come from XLA's cost analysis of the compiled step
 (`jitted.lower(...).compile().cost_analysis()`); achieved TFLOP/s divides them by

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jgen import cache_paths
 from jgen.data import idx, toy2d
 from jgen.errors import UserError
 
@@ -51,8 +52,7 @@ def _examples(x: np.ndarray, label: np.ndarray):
 
 def _fashion_mnist_cache_dir() -> str:
   # Where scripts/get_fashion_mnist.sh unpacks the Debian package when it cannot install it.
-  cache = os.environ.get("JGEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "jgen")
-  return os.path.join(cache, "fashion-mnist")
+  return os.path.join(cache_paths.cache_home(), "fashion-mnist")
 
 
 def _has_fashion_mnist_files(directory: str) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jgen import cache_paths
 from jgen.data import record_parser, text, toy2d
 from jgen.errors import UserError, first_line
 
@@ -68,25 +69,18 @@ _IMAGE_INFO = {
 _LOCK_NAME = ".jgen_prepare.lock"
 
 
-def _nearest_existing(path: str) -> str:
-  path = os.path.abspath(path)
-  while not os.path.exists(path):
-    path = os.path.dirname(path)
-  return path
-
-
 def default_data_dir() -> str:
   given = os.environ.get("JGEN_DATA_DIR")
-  if given and not os.path.isdir(_nearest_existing(given)):  # it, or a directory above it, is a file
-    raise UserError(f"JGEN_DATA_DIR={given!r}: {_nearest_existing(given)!r} is a file, not a directory: point it "
+  if given and not os.path.isdir(cache_paths.nearest_existing(given)):  # it, or a directory above it, is a file
+    raise UserError(f"JGEN_DATA_DIR={given!r}: {cache_paths.nearest_existing(given)!r} is a file, not a directory: point it "
                     f"at a directory for prepared datasets (or unset it for ~/.cache/jgen/tfds)")
   return given or os.path.join(os.path.expanduser("~"), ".cache", "jgen", "tfds")
 
 
 def _check_writable(data_dir: str) -> None:
   """Preparing writes under data_dir (created if missing): say so in one line when it cannot."""
-  existing = _nearest_existing(data_dir)
-  if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+  if not cache_paths.can_make_directory(data_dir):
+    existing = cache_paths.nearest_existing(data_dir)
     raise UserError(f"cannot prepare datasets in {data_dir!r}: {existing!r} is not a writable directory; set "
                     f"JGEN_DATA_DIR to a writable directory")
 

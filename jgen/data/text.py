@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 
+from jgen import cache_paths
 from jgen.errors import UserError
 
 EOD, UNK = "\x00", "\ufffd"
@@ -49,8 +50,7 @@ def parse_name(name: str) -> tuple[str, int]:
 # ---- where the corpus is ----------------------------------------------------------------------------------------
 def _fortunes_cache_dir() -> str:
   # Where scripts/get_fortunes.sh unpacks the Debian package when it cannot install it.
-  cache = os.environ.get("JGEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "jgen")
-  return os.path.join(cache, "fortunes")
+  return os.path.join(cache_paths.cache_home(), "fortunes")
 
 
 def _fortune_files(directory: str) -> list[str]:

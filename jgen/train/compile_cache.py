@@ -24,14 +24,14 @@ import warnings
 
 import jax
 
+from jgen import cache_paths
 from jgen.errors import notice
 
 MAX_BYTES = 4 << 30
 
 
 def directory() -> str:
-  cache = os.environ.get("JGEN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "jgen")
-  return os.path.join(cache, "xla")
+  return os.path.join(cache_paths.cache_home(), "xla")
 
 
 def use_persistent_cache(path: str | None = None) -> str | None:
@@ -40,22 +40,13 @@ def use_persistent_cache(path: str | None = None) -> str | None:
   if "JAX_COMPILATION_CACHE_DIR" in os.environ:  # jax read it at import: the user's choice, "" for none
     return os.environ["JAX_COMPILATION_CACHE_DIR"] or None
   path = path or directory()
-  if not _can_make(path):
+  if not cache_paths.can_make_directory(path):  # jax makes it at the first compile: a bad input leaves none
     return None
   jax.config.update("jax_compilation_cache_dir", path)
   if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
   _one_line_warnings(path)
   return path
-
-
-def _can_make(path: str) -> bool:
-  """Whether `path` is, or can be made as, a writable directory. jax makes it at the first compile, so a
-  command that stops before compiling (a bad input) leaves nothing behind."""
-  parent = os.path.abspath(path)
-  while not os.path.exists(parent):
-    parent = os.path.dirname(parent)
-  return os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK)
 
 
 _UNREADABLE = "Error reading persistent compilation cache entry for "
