@@ -85,6 +85,34 @@ def test_ids_stay_int32_through_the_pipeline(corpus, data_dir):
   assert info["kind"] == "tokens" and info["shape"] == (CONTEXT,) and info["vocab_size"] == len(info["vocab"])
 
 
+def test_windows_read_in_one_indexing_are_the_windows_read_one_by_one(corpus, data_dir):
+  """Text windows are read a batch at a time from the stream (never copied into memory window by window):
+  the same batches, dtypes and iterator state as reading and stacking each window."""
+  path, _ = corpus
+  source = sources.load(f"text@{CONTEXT}", "train", data_dir, path)
+  one_by_one = lambda example: pipeline.to_arrays(example)  # another transform: read window by window
+  batched_it = pipeline.train_iterator(source, batch_size=64, seed=5)
+  plain_it = pipeline.train_iterator(source, batch_size=64, seed=5, transform=one_by_one, cache=False)
+  for _ in range(len(source) // 64 + 3):  # past one epoch
+    a, b = next(batched_it), next(plain_it)
+    assert a.keys() == b.keys()
+    for key in a:
+      assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape
+      np.testing.assert_array_equal(a[key], b[key])
+  assert batched_it.get_state() == plain_it.get_state()
+  validation = sources.load(f"text@{CONTEXT}", "validation", data_dir, path)
+  for (a, mask_a), (b, mask_b) in zip(pipeline.eval_batches(validation, batch_size=7),
+                                      pipeline.eval_batches(validation, batch_size=7, transform=one_by_one),
+                                      strict=True):
+    np.testing.assert_array_equal(mask_a, mask_b)
+    for key in a:
+      assert a[key].dtype == b[key].dtype
+      np.testing.assert_array_equal(a[key], b[key])
+  np.testing.assert_array_equal(source.read_batch([-1, 0])["x"], np.stack([source[-1]["x"], source[0]["x"]]))
+  with pytest.raises(IndexError):
+    source.read_batch([0, len(source)])
+
+
 def test_a_missing_corpus_or_bad_name_is_one_line(tmp_path, data_dir, capsys):
   with pytest.raises(UserError, match="apt-get install -y fortunes"):
     sources.load("fortunes", "train", data_dir, str(tmp_path))

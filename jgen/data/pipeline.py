@@ -62,8 +62,14 @@ def _read(source, indices) -> list:
   return [source[i] for i in indices]
 
 
+def _batch_indexable(source, transform) -> bool:
+  """Whether `source.read_batch` gives `transform`'s batch: an in-memory source holds its examples transformed
+  already; a source's own `read_batch` (text windows) gives `to_arrays`' batch."""
+  return isinstance(source, in_memory.InMemorySource) or (transform is to_arrays and hasattr(source, "read_batch"))
+
+
 def _read_batch(indices: np.ndarray, *, source, transform) -> Batch:
-  if hasattr(source, "read_batch"):  # an in-memory source holds its examples already transformed
+  if _batch_indexable(source, transform):
     return source.read_batch(indices)
   return _stack([transform(example) for example in _read(source, indices)])
 
@@ -80,7 +86,7 @@ def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0
   JSON-serialisable dict) and `set_state(state)`.
   """
   local_batch = _per_process_batch(batch_size, process_count)
-  if cache:  # the same examples, decoded once where they fit in memory (jgen.data.in_memory)
+  if cache and not _batch_indexable(source, transform):  # decoded once where they fit in memory (jgen.data.in_memory)
     source = in_memory.cached(source, transform)
   dataset = (
       ShuffledIndexBatches(len(source), batch_size, seed)  # the global batch's indices, the same on every process
@@ -88,7 +94,7 @@ def train_iterator(source, *, batch_size: int, seed: int, process_index: int = 0
       .map(functools.partial(_read_batch, source=source, transform=transform))
   )
   # An in-memory batch is one fancy-indexing (~0.1 ms): handing it to reader threads costs more than it takes.
-  threads = 0 if isinstance(source, in_memory.InMemorySource) else READ_THREADS
+  threads = 0 if _batch_indexable(source, transform) else READ_THREADS
   options = grain.ReadOptions(num_threads=threads, prefetch_buffer_size=PREFETCH_BATCHES if threads else 0)
   return iter(dataset.to_iter_dataset(options))
 

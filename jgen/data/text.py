@@ -197,6 +197,17 @@ class Windows:
   def __getitems__(self, indices):
     return [self[i] for i in indices]
 
+  def read_batch(self, indices) -> dict:
+    """The windows at `indices` as the loader's batch (`pipeline.to_arrays` of each, stacked), in one indexing
+    of the stream: a window is a view of it, so the split is never copied into memory window by window."""
+    positions = np.asarray(indices, np.int64)
+    positions = np.where(positions < 0, positions + self._len, positions)
+    if positions.size and not (0 <= positions.min() and positions.max() < self._len):
+      raise IndexError(f"a window index is out of range for a source of {self._len} windows")
+    starts = positions * self.stride
+    x = self.tokens[starts[:, None] + np.arange(self.context)]
+    return {"x": x, "label": np.zeros(len(positions), np.int32)}
+
   def __repr__(self) -> str:
     return f"Windows({len(self.tokens)} tokens, context={self.context}, stride={self.stride})"
 
