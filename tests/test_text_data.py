@@ -116,8 +116,9 @@ def test_windows_read_in_one_indexing_are_the_windows_read_one_by_one(corpus, da
 def test_a_missing_corpus_or_bad_name_is_one_line(tmp_path, data_dir, capsys):
   with pytest.raises(UserError, match="apt-get install -y fortunes"):
     sources.load("fortunes", "train", data_dir, str(tmp_path))
-  with pytest.raises(UserError, match="window length"):
-    sources.load("fortunes@x", "train", data_dir)
+  for name in ("fortunes@x", "fortunes@1", "fortunes@100000000"):
+    with pytest.raises(UserError, match="window length after '@' must be an integer from 2 to 1,000,000"):
+      sources.load(name, "train", data_dir)
   with pytest.raises(UserError, match="--source"):
     sources.load("text@8", "train", data_dir)
   assert cli.main(["data", "prepare", "fortunes", "--source", str(tmp_path / "nothing")]) == 2

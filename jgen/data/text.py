@@ -29,6 +29,7 @@ EOD_ID, UNK_ID = 0, 1
 # How an end-of-document mark is shown when samples are printed (the fortune files' own separator).
 EOD_SHOWN = "\n%\n"
 DEFAULT_CONTEXT = 256
+MAX_CONTEXT = 1_000_000
 # Documents whose text hash falls in these buckets (of 20) are held out: 5 % validation, 5 % test.
 _BUCKETS, _TEST_BUCKET, _VALIDATION_BUCKET = 20, 0, 1
 
@@ -42,8 +43,9 @@ def parse_name(name: str) -> tuple[str, int]:
   base, sep, context = name.partition("@")
   if not sep:
     return base, DEFAULT_CONTEXT
-  if not context.isdigit() or not 2 <= int(context) <= 1_000_000:
-    raise UserError(f"dataset {name!r}: the window length after '@' must be an integer >= 2, e.g. {base}@256")
+  if not context.isdigit() or not 2 <= int(context) <= MAX_CONTEXT:
+    raise UserError(f"dataset {name!r}: the window length after '@' must be an integer from 2 to {MAX_CONTEXT:,}, "
+                    f"e.g. {base}@256")
   return base, int(context)
 
 
